@@ -1,0 +1,1 @@
+//! capture stage: see docs/ARCHITECTURE.md.

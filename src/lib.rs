@@ -1,0 +1,20 @@
+//! wssniff: a passive WebSocket sniffer and forensic analyzer.
+//!
+//! The library is the pipeline, one module per stage (see
+//! `docs/ARCHITECTURE.md`): [`capture`] → [`decode`] → [`tcp`] → [`http`] →
+//! [`ws`] → [`message`] → [`session`] → [`sink`]. [`pipeline`] wires them for
+//! one run. [`replay`] is used only by `wsreplay`, and depends on [`session`]
+//! and [`ws`], never on capture.
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod decode;
+pub mod http;
+pub mod message;
+pub mod pipeline;
+pub mod replay;
+pub mod session;
+pub mod sink;
+pub mod tcp;
+pub mod types;
+pub mod ws;

@@ -1,0 +1,1 @@
+//! message stage: see docs/ARCHITECTURE.md.

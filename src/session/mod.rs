@@ -1,0 +1,1 @@
+//! session stage: see docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! tcp stage: see docs/ARCHITECTURE.md.

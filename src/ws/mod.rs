@@ -1,0 +1,1 @@
+//! ws stage: see docs/ARCHITECTURE.md.
