@@ -217,23 +217,19 @@ impl CaptureReader {
         let offset = self.src.offset();
         let mut orig_len = loc.orig_len;
         if loc.caplen > orig_len {
-            self.notice(
-                "caplen_exceeds_len",
-                offset,
+            self.notice("caplen_exceeds_len", offset, || {
                 format!(
                     "captured length {} > original length {orig_len}; using {}",
                     loc.caplen, loc.caplen
-                ),
-            );
+                )
+            });
             orig_len = loc.caplen;
         }
         if let Some(prev) = self.last_ts {
             if loc.ts < prev {
-                self.notice(
-                    "timestamp_backwards",
-                    offset,
-                    format!("{} is before the previous packet's {}", loc.ts, prev),
-                );
+                self.notice("timestamp_backwards", offset, || {
+                    format!("{} is before the previous packet's {}", loc.ts, prev)
+                });
             }
         }
         self.last_ts = Some(loc.ts);
@@ -247,7 +243,9 @@ impl CaptureReader {
         }))
     }
 
-    fn notice(&mut self, name: &'static str, offset: u64, detail: String) {
+    /// Counts a notice; formats and holds it only if under `MAX_PENDING_NOTICES`
+    /// (a capture where every packet is odd must not cost a string per packet).
+    fn notice(&mut self, name: &'static str, offset: u64, detail: impl FnOnce() -> String) {
         match self.notice_counts.iter_mut().find(|(n, _)| *n == name) {
             Some((_, c)) => *c += 1,
             None => self.notice_counts.push((name, 1)),
@@ -257,7 +255,7 @@ impl CaptureReader {
                 name,
                 offset,
                 packet: self.packets,
-                detail,
+                detail: detail(),
             });
         }
     }
@@ -340,11 +338,9 @@ impl CaptureReader {
         let link_type = rd_u32(h, 20, big_endian) & 0xffff;
         self.src.consume(24);
         if version != (2, 4) && version != (2, 3) {
-            self.notice(
-                "unusual_capture_version",
-                0,
-                format!("pcap version {}.{}", version.0, version.1),
-            );
+            self.notice("unusual_capture_version", 0, || {
+                format!("pcap version {}.{}", version.0, version.1)
+            });
         }
         self.note_link_type(link_type);
         self.format = Format::Pcap(PcapState {
@@ -396,11 +392,9 @@ impl CaptureReader {
         let ts = if frac < per_sec {
             Timestamp::new(secs as i64, frac * unit)
         } else {
-            self.notice(
-                "timestamp_fraction_overflow",
-                start,
-                format!("fraction field {frac} is not below {per_sec}"),
-            );
+            self.notice("timestamp_fraction_overflow", start, || {
+                format!("fraction field {frac} is not below {per_sec}")
+            });
             Timestamp::new(
                 secs as i64 + (frac / per_sec) as i64,
                 (frac % per_sec) * unit,

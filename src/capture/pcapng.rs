@@ -176,11 +176,9 @@ impl CaptureReader {
         let b = self.src.peek(0, 28);
         let version = (rd_u16(b, 12, be), rd_u16(b, 14, be));
         if version.0 != 1 {
-            self.notice(
-                "unusual_capture_version",
-                start,
-                format!("pcapng version {}.{}", version.0, version.1),
-            );
+            self.notice("unusual_capture_version", start, || {
+                format!("pcapng version {}.{}", version.0, version.1)
+            });
         }
         if let Some(s) = self.ng_state() {
             s.big_endian = Some(be);
@@ -228,18 +226,14 @@ impl CaptureReader {
             at += 4 + olen.div_ceil(4) * 4;
         }
         if bad_option {
-            self.notice(
-                "bad_pcapng_option",
-                start,
-                "interface description option runs past its block".to_string(),
-            );
+            self.notice("bad_pcapng_option", start, || {
+                "interface description option runs past its block".to_string()
+            });
         }
         if let Some(v) = bad_resol {
-            self.notice(
-                "bad_tsresol",
-                start,
-                format!("if_tsresol 0x{v:02x} is not representable; assuming microseconds"),
-            );
+            self.notice("bad_tsresol", start, || {
+                format!("if_tsresol 0x{v:02x} is not representable; assuming microseconds")
+            });
         }
         let too_many = self
             .ng_state()

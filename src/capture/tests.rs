@@ -646,3 +646,71 @@ fn reads_reference_corpus() {
         );
     }
 }
+
+/// Throughput check on a large file: `WSSNIFF_BENCH_PCAP=/path cargo test
+/// --release --lib capture::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let Ok(path) = std::env::var("WSSNIFF_BENCH_PCAP") else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    let mut r = CaptureReader::open(std::path::Path::new(&path)).unwrap();
+    let mut d = crate::decode::Decoder::new(crate::decode::DecodeConfig::default());
+    let decode = std::env::var("WSSNIFF_BENCH_DECODE").is_ok();
+    let (mut n, mut bytes, mut segs) = (0u64, 0u64, 0u64);
+    while let Some(p) = r.next_packet().unwrap() {
+        n += 1;
+        bytes += p.data.len() as u64;
+        if decode && d.decode(p.link_type, p.data, p.orig_len, p.ts).is_ok() {
+            segs += 1;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let total = r.bytes_consumed() as f64;
+    println!(
+        "{n} packets, {bytes} data bytes, {segs} segments, {:.2} GB/s, {:.1} Mpkt/s",
+        total / secs / 1e9,
+        n as f64 / secs / 1e6
+    );
+    assert!(n > 0);
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Damaged captures end in packets then at most one error, never a panic.
+        #[test]
+        fn damaged_captures_never_panic(flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..12), cut in 0usize..400, ng in any::<bool>()) {
+            let mut f = if ng {
+                let mut n = Ng::new(false);
+                n.idb(1, 0, &[(9, vec![9])]);
+                n.epb(0, 5, &[1u8; 40], 40);
+                n.spb(&[2u8; 30], 30);
+                n.idb(113, 0, &[]);
+                n.epb(1, 6, &[3u8; 50], 60);
+                n.out
+            } else {
+                let mut f = pcap_header(false, false, 1);
+                for i in 0..6u8 {
+                    pcap_record(&mut f, false, i as u32, 0, &vec![i; 20 + i as usize * 10], 100);
+                }
+                f
+            };
+            for (at, b) in flips {
+                if let Some(x) = f.get_mut(at) { *x = b; }
+            }
+            f.truncate(cut.max(1));
+            if let Ok(mut r) = reader(f.clone()) {
+                let (pkts, _) = read_all(&mut r);
+                prop_assert!(pkts.len() <= 6);
+                prop_assert!(r.bytes_consumed() <= f.len() as u64);
+                prop_assert!(matches!(r.next_packet(), Ok(None)));
+            }
+        }
+    }
+}

@@ -516,3 +516,44 @@ fn decodes_reference_corpus_packets() {
         assert_eq!(d.stats().segments, want, "{rel}: {:?}", d.stats().skipped());
     }
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// Arbitrary and damaged packets on every link type never panic, and a
+        /// segment's payload always lies within what was captured.
+        #[test]
+        fn damaged_packets_never_panic(
+            lt in proptest::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276]),
+            flips in proptest::collection::vec((0usize..120, any::<u8>()), 0..8),
+            cut in 0usize..140,
+            v6 in any::<bool>(),
+        ) {
+            let tcp = tcp_hdr(1, 2, 3, 0x18, &[9u8; 40]);
+            let ip = if v6 { ipv6(6, &tcp) } else { ipv4(&tcp) };
+            let mut pkt = match lt {
+                1 => eth(if v6 { 0x86dd } else { 0x0800 }, &ip),
+                0 | 108 => { let mut p = if v6 { 30u32 } else { 2 }.to_be_bytes().to_vec(); p.extend_from_slice(&ip); p }
+                113 => { let mut p = vec![0; 14]; p.extend_from_slice(&if v6 { 0x86ddu16 } else { 0x0800 }.to_be_bytes()); p.extend_from_slice(&ip); p }
+                276 => { let mut p = if v6 { 0x86ddu16 } else { 0x0800 }.to_be_bytes().to_vec(); p.extend_from_slice(&[0; 18]); p.extend_from_slice(&ip); p }
+                _ => ip,
+            };
+            let orig = pkt.len() as u32;
+            for (at, b) in flips {
+                if let Some(x) = pkt.get_mut(at) { *x = b; }
+            }
+            pkt.truncate(cut);
+            let mut d = Decoder::new(DecodeConfig::default());
+            for _ in 0..3 {
+                if let Ok(s) = d.decode(lt, &pkt, orig, T0) {
+                    prop_assert!(s.payload.len() <= pkt.len());
+                }
+            }
+            d.finish();
+            prop_assert_eq!(d.fragments_held(), (0, 0));
+        }
+    }
+}
