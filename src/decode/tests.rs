@@ -495,14 +495,16 @@ fn bad_and_truncated_fragments() {
     );
 }
 
+/// Segment counts and payload bytes equal `tshark -Y tcp -T fields -e tcp.len`.
 #[test]
-fn decodes_reference_corpus_packets() {
+fn decodes_reference_corpus_like_tshark() {
     use crate::capture::CaptureReader;
-    // (file, segments, skipped) with every packet of these captures being TCP.
-    for (rel, want) in [
-        ("suricata-verify/websocket-ping/input.pcap", 19u64),
-        ("evsetool/cap.pcapng", 66),
-        ("zeek/oversized-close-frame.pcapng", 8),
+    for (rel, want_segs, want_bytes) in [
+        ("suricata-verify/websocket-ping/input.pcap", 19u64, 381u64),
+        ("evsetool/cap.pcapng", 66, 3543),
+        ("zeek/oversized-close-frame.pcapng", 8, 551),
+        ("pcap2har/ipv4-websocket-segmented.pcap", 23, 6589),
+        ("arkime/arkime_synthetic.pcap", 733, 21822),
     ] {
         let path = std::path::Path::new("/work/shared/corpus").join(rel);
         if !path.exists() {
@@ -510,10 +512,19 @@ fn decodes_reference_corpus_packets() {
         }
         let mut r = CaptureReader::open(&path).unwrap();
         let mut d = Decoder::new(DecodeConfig::default());
+        let mut bytes = 0u64;
         while let Some(p) = r.next_packet().unwrap() {
-            let _ = d.decode(p.link_type, p.data, p.orig_len, p.ts);
+            if let Ok(s) = d.decode(p.link_type, p.data, p.orig_len, p.ts) {
+                assert_eq!(s.missing, 0);
+                bytes += s.payload.len() as u64;
+            }
         }
-        assert_eq!(d.stats().segments, want, "{rel}: {:?}", d.stats().skipped());
+        assert_eq!(
+            (d.stats().segments, bytes),
+            (want_segs, want_bytes),
+            "{rel}: {:?}",
+            d.stats().skipped()
+        );
     }
 }
 
@@ -555,5 +566,45 @@ mod fuzz {
             d.finish();
             prop_assert_eq!(d.fragments_held(), (0, 0));
         }
+    }
+}
+
+/// Prints segments and skips for every corpus capture (compare with
+/// `tshark -Y tcp`): `cargo test --lib decode::tests::corpus_survey -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn corpus_survey() {
+    use crate::capture::CaptureReader;
+    let out = std::process::Command::new("find")
+        .args([
+            "/work/shared/corpus",
+            "-name",
+            "*.pcap*",
+            "-not",
+            "-name",
+            "*.tsv",
+        ])
+        .output()
+        .unwrap();
+    let mut files: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    files.sort();
+    for f in files {
+        let mut r = CaptureReader::open(std::path::Path::new(&f)).unwrap();
+        let mut d = Decoder::new(DecodeConfig::default());
+        let mut bytes = 0u64;
+        while let Some(p) = r.next_packet().unwrap() {
+            if let Ok(s) = d.decode(p.link_type, p.data, p.orig_len, p.ts) {
+                bytes += s.payload.len() as u64;
+            }
+        }
+        println!(
+            "{f} {} {} {:?}",
+            d.stats().segments,
+            bytes,
+            d.stats().skipped()
+        );
     }
 }
