@@ -35,11 +35,27 @@ pub fn unmask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// Appends the unmasked copy of `src` (starting at payload position `offset`)
 /// to `dst`: the one copy the payload bytes get.
 pub fn unmask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
-    let start = dst.len();
-    dst.extend_from_slice(src);
-    if let Some(tail) = dst.get_mut(start..) {
-        unmask(tail, key, offset);
+    let k = rotated(key, offset);
+    let pattern = pattern64(k);
+    dst.reserve(src.len());
+    // XOR while copying, a 32-byte block at a time (one pass, no zero-fill).
+    let mut blocks = src.chunks_exact(32);
+    for s in &mut blocks {
+        let mut block = [0u8; 32];
+        for (dw, sw) in block.chunks_exact_mut(8).zip(s.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(sw);
+            dw.copy_from_slice(&(u64::from_ne_bytes(w) ^ pattern).to_ne_bytes());
+        }
+        dst.extend_from_slice(&block);
     }
+    dst.extend(
+        blocks
+            .remainder()
+            .iter()
+            .zip(k.iter().cycle())
+            .map(|(s, m)| s ^ m),
+    );
 }
 
 #[cfg(test)]
