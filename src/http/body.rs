@@ -1,6 +1,6 @@
 //! Skipping HTTP/1.x message bodies (RFC 9112 section 6) without keeping them.
 
-use super::head::{has_token, Header};
+use super::head::Header;
 
 /// How a body is delimited, and how much of it is left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn last_coding_is_chunked(headers: &[Header]) -> Option<bool> {
                 .map(<[u8]>::trim_ascii)
                 .rfind(|t| !t.is_empty())
         })
-        .last();
+        .next_back();
     Some(last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")))
 }
 
@@ -108,17 +108,6 @@ pub(crate) fn response_body(
         Some(false) => Ok(Body::UntilClose),
         None => Ok(content_length(headers)?.map_or(Body::UntilClose, Body::Length)),
     }
-}
-
-/// Whether the response closes the connection (so nothing after it is HTTP).
-pub(crate) fn closes(headers: &[Header]) -> bool {
-    has_token(
-        headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .map(|h| h.value.as_slice()),
-        "close",
-    )
 }
 
 impl Body {
@@ -254,7 +243,6 @@ mod tests {
             response_body(200, &hdrs(&[("Transfer-Encoding", "gzip")]), false),
             Ok(Body::UntilClose)
         );
-        assert!(closes(&hdrs(&[("Connection", "keep-alive, Close")])));
     }
 
     #[test]
