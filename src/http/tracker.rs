@@ -336,18 +336,21 @@ impl HandshakeTracker {
                             continue;
                         }
                     }
+                    // Sniff before copying, so other protocols cost a few byte compares.
+                    if self.client_head.is_empty() && looks_like_request(rest) == Some(false) {
+                        return self.not_a_request(rest);
+                    }
                     let step = self
                         .client_head
                         .push(rest, self.limits.max_head_bytes, packet, ts);
-                    if let Some(false) = looks_like_request(self.client_head.bytes()) {
-                        if self.phase == Phase::Start {
-                            return Step::GiveUp;
-                        }
-                        let start = quote(self.client_head.bytes());
-                        return self.give_up(
-                            "http_malformed",
-                            format!("client sent {start} where a request was expected"),
-                        );
+                    if looks_like_request(self.client_head.bytes()) == Some(false) {
+                        let start = self
+                            .client_head
+                            .bytes()
+                            .get(..40)
+                            .unwrap_or_default()
+                            .to_vec();
+                        return self.not_a_request(&start);
                     }
                     match step {
                         HeadStep::NeedMore => return Step::Continue,
@@ -370,6 +373,19 @@ impl HandshakeTracker {
             }
         }
         Step::Continue
+    }
+
+    /// The client's bytes are not a request line: on the first request that
+    /// just means the connection is not HTTP; later, it is an anomaly.
+    fn not_a_request(&mut self, start: &[u8]) -> Step {
+        if self.phase == Phase::Start {
+            return Step::GiveUp;
+        }
+        let start = quote(start);
+        self.give_up(
+            "http_malformed",
+            format!("client sent {start} where a request was expected"),
+        )
     }
 
     fn on_request(&mut self, request: Request) -> Step {

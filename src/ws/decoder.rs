@@ -10,7 +10,8 @@ pub struct FrameConfig {
     pub expect_masked: bool,
 }
 
-/// What the decoder reports, in stream order.
+/// What the decoder reports, in stream order. Anomalies about a frame header
+/// come just before that frame's `Header` event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FrameEvent<'a> {
     /// A frame header was read; `offset` is the stream offset of its first byte.
@@ -193,7 +194,7 @@ impl FrameDecoder {
                         }
                         HeaderParse::Complete(hdr) => {
                             // Bytes of this feed that belonged to the header.
-                            pos += usize::from(hdr.header_len) - have;
+                            pos += usize::from(hdr.header_len).saturating_sub(have);
                             self.on_header(hdr, frame_start, packet, ts, out);
                         }
                     }

@@ -33,3 +33,46 @@ pub const ANOMALIES: &[(&str, &str)] = &[
     ("ws_control_fragmented", "a control frame had FIN=0 (control frames must not be fragmented)"),
     ("ws_desync", "bytes were lost where a frame header was expected (or the length was unusable); the rest of the direction is not decoded"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Timestamp;
+
+    #[test]
+    fn every_emitted_anomaly_is_listed() {
+        let names: Vec<&str> = ANOMALIES.iter().map(|(n, _)| *n).collect();
+        let mut dedup = names.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), names.len());
+        // Streams that between them trigger every anomaly; the trailing gap
+        // desyncs each decoder.
+        let streams: [(&[u8], bool); 3] = [
+            (
+                &[
+                    0x83, 0x00, 0x82, 0x7e, 0x00, 0x01, 0xaa, 0x09, 0x7e, 0x00, 0x80,
+                ],
+                false,
+            ),
+            (&[0x82, 0x80, 1, 2, 3, 4], false),
+            (&[0x82, 0x00, 0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0], true),
+        ];
+        let mut seen = Vec::new();
+        for (s, masked) in streams {
+            let mut dec = FrameDecoder::new(FrameConfig {
+                expect_masked: masked,
+            });
+            let mut collect = |e: FrameEvent<'_>| {
+                if let FrameEvent::Anomaly(a) = e {
+                    seen.push(a.name);
+                }
+            };
+            dec.feed(s, 0, 1, Timestamp::default(), &mut collect);
+            dec.gap(1, 2, Timestamp::default(), &mut collect);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, dedup);
+    }
+}
