@@ -574,3 +574,19 @@ fn anomalies_are_listed() {
         .iter()
         .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_and_splitting_does_not_matter(
+        mut c in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        s in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        piece in 1usize..9,
+    ) {
+        // Half the time, start like a real upgrade so the parser gets deep.
+        if c.first().is_some_and(|b| b % 2 == 0) {
+            c.splice(0..0, RFC_REQ.iter().copied());
+        }
+        let segs = [seg(1, 0, &c), seg(2, 1, RFC_RESP), seg(3, 1, &s), seg(4, 0, &s)];
+        proptest::prop_assert_eq!(drive(&segs, piece), drive(&segs, 0));
+    }
+}

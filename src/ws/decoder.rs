@@ -683,4 +683,17 @@ mod tests {
         assert_eq!(evs.len(), 3);
         assert_eq!(evs[1], Ev::Payload(vec![1, 2, 3], 0));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_split_anywhere_gives_the_same_events(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            cut in 0usize..600,
+            masked in proptest::bool::ANY,
+        ) {
+            let cfg = FrameConfig { expect_masked: masked };
+            let cut = cut.min(data.len());
+            proptest::prop_assert_eq!(run(cfg, &[&data[..cut], &data[cut..]]), run(cfg, &[&data]));
+        }
+    }
 }
