@@ -28,18 +28,33 @@ pub type CloseProblem = (&'static str, String);
 /// the reason is valid UTF-8 (None without a reason field), and the problems found.
 pub fn parse_close(payload: &[u8], problems: &mut Vec<CloseProblem>) -> (CloseInfo, Option<bool>) {
     match payload {
-        [] => (CloseInfo { code: None, reason: String::new() }, None),
+        [] => (
+            CloseInfo {
+                code: None,
+                reason: String::new(),
+            },
+            None,
+        ),
         [b] => {
             problems.push((
                 "ws_close_payload_one_byte",
                 format!("close payload is the single byte 0x{b:02x}; a status code needs two"),
             ));
-            (CloseInfo { code: None, reason: String::new() }, None)
+            (
+                CloseInfo {
+                    code: None,
+                    reason: String::new(),
+                },
+                None,
+            )
         }
         [hi, lo, reason @ ..] => {
             let code = u16::from_be_bytes([*hi, *lo]);
             if !close_code_valid(code) {
-                problems.push(("ws_close_invalid_code", format!("close code {code} may not be sent")));
+                problems.push((
+                    "ws_close_invalid_code",
+                    format!("close code {code} may not be sent"),
+                ));
             }
             let mut check = Utf8Check::new();
             check.feed(reason);
@@ -51,7 +66,13 @@ pub fn parse_close(payload: &[u8], problems: &mut Vec<CloseProblem>) -> (CloseIn
                 ));
             }
             let reason = String::from_utf8_lossy(reason).into_owned();
-            (CloseInfo { code: Some(code), reason }, Some(bad.is_none()))
+            (
+                CloseInfo {
+                    code: Some(code),
+                    reason,
+                },
+                Some(bad.is_none()),
+            )
         }
     }
 }
@@ -62,8 +83,13 @@ mod tests {
 
     #[test]
     fn close_code_table() {
-        let valid = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999];
-        let invalid = [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535];
+        let valid = [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ];
+        let invalid = [
+            0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ];
         for c in valid {
             assert!(close_code_valid(c), "{c} should be valid");
         }
@@ -76,7 +102,13 @@ mod tests {
     fn parse_normal_close() {
         let mut p = Vec::new();
         let (info, utf8) = parse_close(b"\x03\xe8bye", &mut p);
-        assert_eq!(info, CloseInfo { code: Some(1000), reason: "bye".into() });
+        assert_eq!(
+            info,
+            CloseInfo {
+                code: Some(1000),
+                reason: "bye".into()
+            }
+        );
         assert_eq!(utf8, Some(true));
         assert!(p.is_empty());
     }

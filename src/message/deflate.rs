@@ -29,6 +29,11 @@ pub const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// Size of the reused output buffer of the inflater.
 const INFLATE_CHUNK: usize = 32 * 1024;
 
+/// A parameter of an extension, with its value if it had one.
+pub type ExtensionParam = (String, Option<String>);
+/// An extension as listed in a handshake header: name and parameters.
+pub type Extension = (String, Vec<ExtensionParam>);
+
 /// Extracts the deflate parameters for `dir` from the extensions the server
 /// accepted in its 101 response, given as (name, [(param, value)]).
 ///
@@ -38,15 +43,18 @@ const INFLATE_CHUNK: usize = 32 * 1024;
 /// (unknown parameters, several deflate extensions) are reported only for
 /// `Dir::C2s`, so calling this once per direction reports each problem once.
 pub fn deflate_params(
-    extensions: &[(String, Vec<(String, Option<String>)>)],
+    extensions: &[Extension],
     dir: Dir,
 ) -> (Option<DeflateParams>, Vec<(&'static str, String)>) {
     let mut anomalies = Vec::new();
     let general = dir == Dir::C2s;
-    let mut found: Option<(&str, &[(String, Option<String>)])> = None;
+    let mut found: Option<(&str, &[ExtensionParam])> = None;
     for (name, params) in extensions {
         let lower = name.to_ascii_lowercase();
-        if !matches!(lower.as_str(), "permessage-deflate" | "x-webkit-deflate-frame" | "deflate-frame") {
+        if !matches!(
+            lower.as_str(),
+            "permessage-deflate" | "x-webkit-deflate-frame" | "deflate-frame"
+        ) {
             continue;
         }
         match found {
@@ -78,15 +86,22 @@ pub fn deflate_params(
             "server_max_window_bits",
         ]
     };
-    let mut out = DeflateParams { per_frame, no_context_takeover: false, max_window_bits: 15 };
+    let mut out = DeflateParams {
+        per_frame,
+        no_context_takeover: false,
+        max_window_bits: 15,
+    };
     let mut seen: Vec<String> = Vec::new();
     for (param, value) in params {
         let p = param.to_ascii_lowercase();
         let mine = p == nct || p == mwb;
         let report = mine || (general && !known.contains(&p.as_str()));
         if seen.contains(&p) {
-            if mine || general {
-                anomalies.push(("deflate_bad_parameter", format!("{name}: parameter {p} repeated")));
+            if report {
+                anomalies.push((
+                    "deflate_bad_parameter",
+                    format!("{name}: parameter {p} repeated"),
+                ));
             }
             if p == mwb {
                 out.max_window_bits = 15;
@@ -96,19 +111,28 @@ pub fn deflate_params(
         seen.push(p.clone());
         if !known.contains(&p.as_str()) {
             if report {
-                anomalies.push(("deflate_bad_parameter", format!("{name}: unknown parameter {p}")));
+                anomalies.push((
+                    "deflate_bad_parameter",
+                    format!("{name}: unknown parameter {p}"),
+                ));
             }
         } else if p == nct {
             out.no_context_takeover = true;
             if value.is_some() {
-                anomalies.push(("deflate_bad_parameter", format!("{name}: {p} takes no value")));
+                anomalies.push((
+                    "deflate_bad_parameter",
+                    format!("{name}: {p} takes no value"),
+                ));
             }
         } else if p == mwb {
             match value.as_deref().map(|v| v.trim_matches('"').parse::<u8>()) {
                 Some(Ok(bits)) if (8..=15).contains(&bits) => out.max_window_bits = bits,
                 Some(_) => anomalies.push((
                     "deflate_bad_parameter",
-                    format!("{name}: {p}={} is not 8..=15; using 15", value.as_deref().unwrap_or("")),
+                    format!(
+                        "{name}: {p}={} is not 8..=15; using 15",
+                        value.as_deref().unwrap_or("")
+                    ),
                 )),
                 None if !per_frame => anomalies.push((
                     "deflate_bad_parameter",
@@ -177,14 +201,24 @@ impl Inflater {
 
     /// Inflates `input`, passing output to `sink` in pieces of at most
     /// `INFLATE_CHUNK` bytes. `work` counts output and stops at `max_work`.
-    pub fn feed(&mut self, mut input: &[u8], work: &mut u64, max_work: u64, sink: &mut dyn FnMut(&[u8])) -> Inflated {
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        work: &mut u64,
+        max_work: u64,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Inflated {
         let mut consumed = 0usize;
         if self.ended {
-            return Inflated::StreamEnd { unused: input.len() };
+            return Inflated::StreamEnd {
+                unused: input.len(),
+            };
         }
         loop {
             let (in0, out0) = (self.d.total_in(), self.d.total_out());
-            let res = self.d.decompress(input, &mut self.out, FlushDecompress::None);
+            let res = self
+                .d
+                .decompress(input, &mut self.out, FlushDecompress::None);
             let used = (self.d.total_in() - in0) as usize;
             let produced = ((self.d.total_out() - out0) as usize).min(self.out.len());
             consumed += used;
@@ -196,11 +230,16 @@ impl Inflater {
             match res {
                 Err(e) => {
                     self.window_valid = false;
-                    return Inflated::Error { consumed, message: e.to_string() };
+                    return Inflated::Error {
+                        consumed,
+                        message: e.to_string(),
+                    };
                 }
                 Ok(Status::StreamEnd) => {
                     self.ended = true;
-                    return Inflated::StreamEnd { unused: input.len() };
+                    return Inflated::StreamEnd {
+                        unused: input.len(),
+                    };
                 }
                 Ok(_) => {}
             }
@@ -222,7 +261,13 @@ pub(crate) mod tests {
     use flate2::{Compress, Compression, FlushCompress};
 
     fn ext(name: &str, params: &[(&str, Option<&str>)]) -> (String, Vec<(String, Option<String>)>) {
-        (name.into(), params.iter().map(|(k, v)| (k.to_string(), v.map(String::from))).collect())
+        (
+            name.into(),
+            params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(String::from)))
+                .collect(),
+        )
     }
 
     /// Compresses `msgs` one after another with one compressor (context
@@ -239,7 +284,8 @@ pub(crate) mod tests {
                 loop {
                     let before = c.total_in();
                     out.reserve(4096);
-                    c.compress_vec(input, &mut out, FlushCompress::Sync).expect("compress");
+                    c.compress_vec(input, &mut out, FlushCompress::Sync)
+                        .expect("compress");
                     input = &input[(c.total_in() - before) as usize..];
                     if input.is_empty() && out.len() < out.capacity() {
                         break;
@@ -256,13 +302,30 @@ pub(crate) mod tests {
     fn params_per_direction() {
         let e = [ext(
             "permessage-deflate",
-            &[("server_no_context_takeover", None), ("client_max_window_bits", Some("10"))],
+            &[
+                ("server_no_context_takeover", None),
+                ("client_max_window_bits", Some("10")),
+            ],
         )];
         let (c, a) = deflate_params(&e, Dir::C2s);
-        assert_eq!(c, Some(DeflateParams { per_frame: false, no_context_takeover: false, max_window_bits: 10 }));
+        assert_eq!(
+            c,
+            Some(DeflateParams {
+                per_frame: false,
+                no_context_takeover: false,
+                max_window_bits: 10
+            })
+        );
         assert!(a.is_empty());
         let (s, a) = deflate_params(&e, Dir::S2c);
-        assert_eq!(s, Some(DeflateParams { per_frame: false, no_context_takeover: true, max_window_bits: 15 }));
+        assert_eq!(
+            s,
+            Some(DeflateParams {
+                per_frame: false,
+                no_context_takeover: true,
+                max_window_bits: 15
+            })
+        );
         assert!(a.is_empty());
     }
 
@@ -277,7 +340,10 @@ pub(crate) mod tests {
         }
         let e = [ext(
             "permessage-deflate",
-            &[("server_max_window_bits", Some("9")), ("server_max_window_bits", Some("10"))],
+            &[
+                ("server_max_window_bits", Some("9")),
+                ("server_max_window_bits", Some("10")),
+            ],
         )];
         let (p, a) = deflate_params(&e, Dir::S2c);
         assert_eq!(p.map(|p| p.max_window_bits), Some(15));
@@ -295,15 +361,28 @@ pub(crate) mod tests {
         let (_, c) = deflate_params(&e, Dir::C2s);
         let (_, s) = deflate_params(&e, Dir::S2c);
         let names: Vec<_> = c.iter().map(|a| a.0).collect();
-        assert_eq!(names, ["deflate_multiple_extensions", "deflate_bad_parameter"]);
+        assert_eq!(
+            names,
+            ["deflate_multiple_extensions", "deflate_bad_parameter"]
+        );
         assert!(s.is_empty());
     }
 
     #[test]
     fn webkit_and_absent() {
-        let e = [ext("x-webkit-deflate-frame", &[("no_context_takeover", None)])];
+        let e = [ext(
+            "x-webkit-deflate-frame",
+            &[("no_context_takeover", None)],
+        )];
         let (p, _) = deflate_params(&e, Dir::S2c);
-        assert_eq!(p, Some(DeflateParams { per_frame: true, no_context_takeover: true, max_window_bits: 15 }));
+        assert_eq!(
+            p,
+            Some(DeflateParams {
+                per_frame: true,
+                no_context_takeover: true,
+                max_window_bits: 15
+            })
+        );
         assert_eq!(deflate_params(&[ext("foo", &[])], Dir::S2c).0, None);
     }
 
@@ -313,7 +392,9 @@ pub(crate) mod tests {
         inf.begin();
         let r = inf.feed(data, &mut work, u64::MAX, &mut |b| out.extend_from_slice(b));
         assert_eq!(r, Inflated::Ok);
-        let r = inf.feed(&DEFLATE_TAIL, &mut work, u64::MAX, &mut |b| out.extend_from_slice(b));
+        let r = inf.feed(&DEFLATE_TAIL, &mut work, u64::MAX, &mut |b| {
+            out.extend_from_slice(b)
+        });
         (out, r)
     }
 
@@ -324,17 +405,29 @@ pub(crate) mod tests {
         for bits in [9u8, 12, 15] {
             for takeover in [true, false] {
                 let c = compress_msgs(&[&a, &b], bits, takeover);
-                let params = DeflateParams { per_frame: false, no_context_takeover: !takeover, max_window_bits: bits };
+                let params = DeflateParams {
+                    per_frame: false,
+                    no_context_takeover: !takeover,
+                    max_window_bits: bits,
+                };
                 let mut inf = Inflater::new(params);
                 assert_eq!(inflate_all(&mut inf, &c[0]), (a.clone(), Inflated::Ok));
-                assert_eq!(inflate_all(&mut inf, &c[1]), (b.clone(), Inflated::Ok), "bits {bits} {takeover}");
+                assert_eq!(
+                    inflate_all(&mut inf, &c[1]),
+                    (b.clone(), Inflated::Ok),
+                    "bits {bits} {takeover}"
+                );
             }
         }
     }
 
     #[test]
     fn invalid_data_is_an_error() {
-        let mut inf = Inflater::new(DeflateParams { per_frame: false, no_context_takeover: false, max_window_bits: 15 });
+        let mut inf = Inflater::new(DeflateParams {
+            per_frame: false,
+            no_context_takeover: false,
+            max_window_bits: 15,
+        });
         inf.begin();
         let mut work = 0;
         let r = inf.feed(b"\xff\xff\xff\xff", &mut work, u64::MAX, &mut |_| {});

@@ -23,7 +23,9 @@ mod deflate;
 mod utf8;
 
 pub use close::{close_code_valid, parse_close, CloseInfo};
-pub use deflate::{deflate_params, DeflateParams, Inflated, Inflater, DEFLATE_TAIL};
+pub use deflate::{
+    deflate_params, DeflateParams, Extension, ExtensionParam, Inflated, Inflater, DEFLATE_TAIL,
+};
 pub use utf8::Utf8Check;
 
 use crate::types::{Anomaly, Dir, PacketNo, Timestamp};
@@ -215,7 +217,9 @@ impl Body {
     fn reserve(&mut self, extra: usize) {
         let need = self.payload.len() + extra;
         if need > self.payload.capacity() {
-            let target = (self.payload.capacity() * 2).max(need).min(self.limit.max(need));
+            let target = (self.payload.capacity() * 2)
+                .max(need)
+                .min(self.limit.max(need));
             self.payload.reserve_exact(target - self.payload.len());
         }
     }
@@ -226,7 +230,10 @@ impl Body {
         if self.text {
             self.utf8.feed(bytes);
         }
-        let keep = self.limit.saturating_sub(self.payload.len()).min(bytes.len());
+        let keep = self
+            .limit
+            .saturating_sub(self.payload.len())
+            .min(bytes.len());
         if keep > 0 {
             self.reserve(keep);
             self.payload.extend_from_slice(&bytes[..keep]);
@@ -235,9 +242,18 @@ impl Body {
     }
 
     /// Adds wire bytes, unmasking them straight into the payload.
-    fn push_wire(&mut self, data: &[u8], mask: Option<[u8; 4]>, offset: usize, scratch: &mut Vec<u8>) -> bool {
+    fn push_wire(
+        &mut self,
+        data: &[u8],
+        mask: Option<[u8; 4]>,
+        offset: usize,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
         self.len += data.len() as u64;
-        let keep = self.limit.saturating_sub(self.payload.len()).min(data.len());
+        let keep = self
+            .limit
+            .saturating_sub(self.payload.len())
+            .min(data.len());
         let (head, tail) = data.split_at(keep);
         let start = self.payload.len();
         self.reserve(keep);
@@ -454,10 +470,19 @@ impl Assembler {
 
     pub fn on_event(&mut self, ev: FrameEvent<'_>, out: &mut dyn FnMut(Output<'_>)) {
         match ev {
-            FrameEvent::Header { hdr, offset, packet, ts } => self.on_header(hdr, offset, packet, ts, out),
-            FrameEvent::Payload { data, payload_offset, mask, packet, ts } => {
-                self.on_payload(data, payload_offset, mask, packet, ts, out)
-            }
+            FrameEvent::Header {
+                hdr,
+                offset,
+                packet,
+                ts,
+            } => self.on_header(hdr, offset, packet, ts, out),
+            FrameEvent::Payload {
+                data,
+                payload_offset,
+                mask,
+                packet,
+                ts,
+            } => self.on_payload(data, payload_offset, mask, packet, ts, out),
             FrameEvent::Gap { len, packet, ts } => self.on_gap(len, packet, ts),
             FrameEvent::End { packet, ts } => self.on_end(packet, ts, None, out),
             FrameEvent::Anomaly(a) => out(Output::Anomaly(a)),
@@ -489,14 +514,27 @@ impl Assembler {
             self.on_end(packet, ts, Some("end of input inside a frame"), out);
         }
         if self.data.open {
-            self.data.mark_incomplete("end of input inside a fragmented message");
+            self.data
+                .mark_incomplete("end of input inside a fragmented message");
             self.emit(Slot::Data, packet, ts, out);
         }
     }
 
-    fn anomaly(&mut self, name: &'static str, detail: String, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
+    fn anomaly(
+        &mut self,
+        name: &'static str,
+        detail: String,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         self.stats.anomalies += 1;
-        out(Output::Anomaly(Anomaly { name, detail, packet, ts }));
+        out(Output::Anomaly(Anomaly {
+            name,
+            detail,
+            packet,
+            ts,
+        }));
     }
 
     fn buf(&mut self, slot: Slot) -> &mut MsgBuf {
@@ -506,19 +544,36 @@ impl Assembler {
         }
     }
 
-    fn check_rsv(&mut self, hdr: &FrameHeader, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
+    fn check_rsv(
+        &mut self,
+        hdr: &FrameHeader,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         let op = hdr.opcode;
         if hdr.rsv & 0b011 != 0 {
-            let d = format!("RSV bits {:03b} on opcode {op}; no extension defines RSV2/RSV3", hdr.rsv);
+            let d = format!(
+                "RSV bits {:03b} on opcode {op}; no extension defines RSV2/RSV3",
+                hdr.rsv
+            );
             self.anomaly("ws_rsv_without_extension", d, packet, ts, out);
         }
         if hdr.rsv & 0b100 == 0 {
             return;
         }
         if opcode::is_control(op) {
-            self.anomaly("ws_rsv1_on_control", format!("RSV1 on control opcode {op}; not inflated"), packet, ts, out);
+            self.anomaly(
+                "ws_rsv1_on_control",
+                format!("RSV1 on control opcode {op}; not inflated"),
+                packet,
+                ts,
+                out,
+            );
         } else if self.deflate.is_none() {
-            let d = format!("RSV1 on opcode {op} without a negotiated deflate extension; payload kept as is");
+            let d = format!(
+                "RSV1 on opcode {op} without a negotiated deflate extension; payload kept as is"
+            );
             self.anomaly("ws_rsv_without_extension", d, packet, ts, out);
         } else if op == opcode::CONTINUATION && !self.per_frame() {
             let d = "RSV1 on a continuation frame (permessage-deflate signals compression on the first frame only); ignored";
@@ -530,13 +585,28 @@ impl Assembler {
         self.deflate.is_some_and(|d| d.per_frame)
     }
 
-    fn on_header(&mut self, hdr: FrameHeader, offset: u64, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
+    fn on_header(
+        &mut self,
+        hdr: FrameHeader,
+        offset: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         if self.cur.is_some() {
-            self.on_end(packet, ts, Some("frame cut short by the next frame header"), out);
+            self.on_end(
+                packet,
+                ts,
+                Some("frame cut short by the next frame header"),
+                out,
+            );
         }
         self.stats.frames += 1;
         if self.close_seen {
-            let d = format!("opcode {} frame at stream offset {offset} after this direction's close", hdr.opcode);
+            let d = format!(
+                "opcode {} frame at stream offset {offset} after this direction's close",
+                hdr.opcode
+            );
             self.anomaly("ws_data_after_close", d, packet, ts, out);
         }
         self.check_rsv(&hdr, packet, ts, out);
@@ -566,9 +636,11 @@ impl Assembler {
             } else {
                 self.cfg.max_message_bytes
             };
-            self.data.start(hdr.opcode, limit, hdr.opcode == opcode::TEXT, offset, ts);
+            self.data
+                .start(hdr.opcode, limit, hdr.opcode == opcode::TEXT, offset, ts);
             if hdr.opcode == opcode::CONTINUATION {
-                self.data.mark_incomplete("the message's first frame was not seen");
+                self.data
+                    .mark_incomplete("the message's first frame was not seen");
             }
             if compressed && !self.per_frame() {
                 self.begin_unit(packet, ts, out);
@@ -598,16 +670,33 @@ impl Assembler {
         };
         let packets_capped = msg.add_packet(packet, info, max_frames);
         if capped {
-            let d = format!("more than {max_frames} frames in one message; frame details stop here");
+            let d =
+                format!("more than {max_frames} frames in one message; frame details stop here");
             self.anomaly("ws_too_many_fragments", d, packet, ts, out);
         }
         self.packets_capped_anomaly(packets_capped, packet, ts, out);
-        self.cur = Some(CurFrame { hdr, offset, slot, seen: 0, inflate, info });
+        self.cur = Some(CurFrame {
+            hdr,
+            offset,
+            slot,
+            seen: 0,
+            inflate,
+            info,
+        });
     }
 
-    fn packets_capped_anomaly(&mut self, capped: bool, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
+    fn packets_capped_anomaly(
+        &mut self,
+        capped: bool,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         if capped {
-            let d = format!("message spans more than {} packets; packet lists stop here", self.cfg.max_fragments);
+            let d = format!(
+                "message spans more than {} packets; packet lists stop here",
+                self.cfg.max_fragments
+            );
             self.anomaly("ws_too_many_packets", d, packet, ts, out);
         }
     }
@@ -620,7 +709,10 @@ impl Assembler {
         self.data.compressed = true;
         self.data.unit = Unit::Inflating;
         if lost {
-            let at = self.lost_at.map(|p| format!(" (lost at packet {p})")).unwrap_or_default();
+            let at = self
+                .lost_at
+                .map(|p| format!(" (lost at packet {p})"))
+                .unwrap_or_default();
             let d = format!("deflate window shared across messages is unknown{at}; inflating from a fresh window");
             self.anomaly("deflate_context_lost", d, packet, ts, out);
         }
@@ -642,7 +734,10 @@ impl Assembler {
         };
         cur.seen += data.len() as u64;
         let (slot, info, inflate) = (cur.slot, cur.info, cur.inflate);
-        let end = cur.offset.saturating_add(u64::from(cur.hdr.header_len)).saturating_add(cur.seen);
+        let end = cur
+            .offset
+            .saturating_add(u64::from(cur.hdr.header_len))
+            .saturating_add(cur.seen);
         self.stats.wire_bytes += data.len() as u64;
         let cap = self.cfg.max_fragments;
         let msg = self.buf(slot);
@@ -672,20 +767,35 @@ impl Assembler {
         self.scratch = input;
     }
 
-    fn truncated_anomaly(&mut self, slot: Slot, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
+    fn truncated_anomaly(
+        &mut self,
+        slot: Slot,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         let msg = self.buf(slot);
         let (limit, compressed) = (msg.body.limit, msg.compressed);
         if compressed && self.cfg.max_inflated_bytes <= self.cfg.max_message_bytes {
             let d = format!("inflated message longer than max_inflated_bytes ({limit}); the rest is inflated but not kept");
             self.anomaly("deflate_limit", d, packet, ts, out);
         } else {
-            let d = format!("message longer than max_message_bytes ({limit}); the rest is counted but not kept");
+            let d = format!(
+                "message longer than max_message_bytes ({limit}); the rest is counted but not kept"
+            );
             self.anomaly("ws_message_truncated", d, packet, ts, out);
         }
     }
 
     /// Feeds unmasked compressed bytes (or the restored tail) to the inflater.
-    fn inflate_chunk(&mut self, input: &[u8], tail: bool, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
+    fn inflate_chunk(
+        &mut self,
+        input: &[u8],
+        tail: bool,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         let max_work = self.cfg.max_inflate_work;
         let msg = &mut self.data;
         match msg.unit {
@@ -698,17 +808,24 @@ impl Assembler {
             }
             Unit::Ended if !tail && !input.is_empty() => {
                 msg.unit = Unit::Stopped;
-                let d = format!("{} compressed bytes after the final deflate block; ignored", input.len());
+                let d = format!(
+                    "{} compressed bytes after the final deflate block; ignored",
+                    input.len()
+                );
                 self.anomaly("deflate_trailing_data", d, packet, ts, out);
                 return;
             }
             _ => return,
         }
-        let Some(inf) = self.inflater.as_mut() else { return };
+        let Some(inf) = self.inflater.as_mut() else {
+            return;
+        };
         let body = &mut msg.body;
         let mut newly_truncated = false;
         let work_before = msg.work;
-        let res = inf.feed(input, &mut msg.work, max_work, &mut |b| newly_truncated |= body.push(b));
+        let res = inf.feed(input, &mut msg.work, max_work, &mut |b| {
+            newly_truncated |= body.push(b)
+        });
         self.stats.inflated_bytes += msg.work - work_before;
         if newly_truncated {
             self.truncated_anomaly(Slot::Data, packet, ts, out);
@@ -720,7 +837,8 @@ impl Assembler {
                 msg.unit = Unit::Ended;
                 if unused > 0 && !tail {
                     msg.unit = Unit::Stopped;
-                    let d = format!("{unused} compressed bytes after the final deflate block; ignored");
+                    let d =
+                        format!("{unused} compressed bytes after the final deflate block; ignored");
                     self.anomaly("deflate_trailing_data", d, packet, ts, out);
                 }
             }
@@ -730,10 +848,13 @@ impl Assembler {
                 msg.body.text = false;
                 let at = msg.body.payload.len();
                 let d = format!(
-                    "invalid compressed data ({message}); payload from byte {at} on is the unmasked compressed data"
+                    "invalid compressed data ({message}, {consumed} bytes into a {}-byte chunk); payload from byte {at} on \
+                     is the unmasked compressed data from the start of that chunk",
+                    input.len()
                 );
                 self.anomaly("deflate_error", d, packet, ts, out);
-                if !tail && self.data.body.push(input.get(consumed..).unwrap_or(&[])) {
+                // The whole chunk, not just its unused part: nothing of the wire is lost.
+                if !tail && self.data.body.push(input) {
                     self.truncated_anomaly(Slot::Data, packet, ts, out);
                 }
             }
@@ -754,7 +875,10 @@ impl Assembler {
             return;
         };
         cur.seen = cur.seen.saturating_add(len);
-        let end = cur.offset.saturating_add(u64::from(cur.hdr.header_len)).saturating_add(cur.seen);
+        let end = cur
+            .offset
+            .saturating_add(u64::from(cur.hdr.header_len))
+            .saturating_add(cur.seen);
         let (slot, inflate) = (cur.slot, cur.inflate);
         let msg = self.buf(slot);
         msg.wire_len = msg.wire_len.saturating_add(len);
@@ -771,7 +895,13 @@ impl Assembler {
     }
 
     /// Ends the current frame; `cut` says why it ended before its End event.
-    fn on_end(&mut self, packet: PacketNo, ts: Timestamp, cut: Option<&'static str>, out: &mut dyn FnMut(Output<'_>)) {
+    fn on_end(
+        &mut self,
+        packet: PacketNo,
+        ts: Timestamp,
+        cut: Option<&'static str>,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         let Some(cur) = self.cur.take() else {
             self.stats.orphan_events += 1;
             return;
@@ -815,7 +945,13 @@ impl Assembler {
         self.data.unit = Unit::Off;
     }
 
-    fn emit(&mut self, slot: Slot, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
+    fn emit(
+        &mut self,
+        slot: Slot,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
         let stopped = slot == Slot::Data && self.data.unit == Unit::Stopped;
         if slot == Slot::Data && self.data.unit != Unit::Off {
             self.end_unit();
@@ -825,10 +961,18 @@ impl Assembler {
         let incomplete = msg.incomplete;
         // Output cut short is not a UTF-8 violation at its end.
         let cut = incomplete.is_some() || stopped;
-        let text_check = if msg.body.text { Some(msg.body.utf8.finish(cut)) } else { None };
-        let (opcode, len, wire_len, compressed) = (msg.opcode, msg.body.len, msg.wire_len, msg.compressed);
+        let text_check = if msg.body.text {
+            Some(msg.body.utf8.finish(cut))
+        } else {
+            None
+        };
+        let (opcode, len, wire_len, compressed) =
+            (msg.opcode, msg.body.len, msg.wire_len, msg.compressed);
         if let Some(why) = incomplete {
-            let d = format!("opcode {opcode} message at stream offset {} emitted incomplete: {why}", msg.stream_start);
+            let d = format!(
+                "opcode {opcode} message at stream offset {} emitted incomplete: {why}",
+                msg.stream_start
+            );
             self.anomaly("ws_message_incomplete", d, packet, ts, out);
         }
         let mut utf8_valid = text_check.map(|bad| bad.is_none());

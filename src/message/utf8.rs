@@ -39,7 +39,11 @@ impl Utf8Check {
             return;
         }
         if self.resync {
-            let skip = data.iter().take(3).take_while(|b| (0x80..0xC0).contains(*b)).count();
+            let skip = data
+                .iter()
+                .take(3)
+                .take_while(|b| (0x80..0xC0).contains(*b))
+                .count();
             self.pos += skip as u64;
             data = data.get(skip..).unwrap_or(&[]);
             if !data.is_empty() || skip == 3 {
@@ -127,7 +131,9 @@ mod tests {
     use super::*;
 
     fn whole(data: &[u8]) -> Option<u64> {
-        std::str::from_utf8(data).err().map(|e| e.valid_up_to() as u64)
+        std::str::from_utf8(data)
+            .err()
+            .map(|e| e.valid_up_to() as u64)
     }
 
     fn pieces(data: &[u8], cuts: &[usize]) -> Option<u64> {
