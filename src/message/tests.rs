@@ -874,6 +874,7 @@ fn gap_inside_compressed_message() {
     });
     let ok = compress_msgs(&[b"next"], 15, true).remove(0);
     r.frame_split(true, 0b100, TEXT, &ok, None, 1);
+    assert!(r.detail("deflate_context_lost").contains("packet 2"));
     let (m, a) = r.take();
     assert_eq!(a, ["ws_message_incomplete", "deflate_context_lost"]);
     assert!(m[0].incomplete);
@@ -930,4 +931,57 @@ fn suricata_compressed_capture_decodes() {
     assert_eq!(texts[9], "TOGGLE=5659131662f54334");
     assert_eq!(m.len(), 10);
     assert!(m.iter().all(|m| m.compressed && m.utf8_valid == Some(true)));
+}
+
+/// A message compressed into a final (BFINAL) block, as some senders do.
+fn compress_final(msg: &[u8]) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut out = Vec::with_capacity(msg.len() + 64);
+    let status = c
+        .compress_vec(msg, &mut out, flate2::FlushCompress::Finish)
+        .expect("compress");
+    assert_eq!(status, flate2::Status::StreamEnd);
+    out
+}
+
+#[test]
+fn final_block_and_trailing_data() {
+    let mut r = Rig::pmd(true);
+    r.frame_split(true, 0b100, TEXT, &compress_final(b"final block"), None, 1);
+    let ok = compress_msgs(&[b"after"], 15, true).remove(0);
+    r.frame_split(true, 0b100, TEXT, &ok, None, 1);
+    let (m, a) = r.take();
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(m[0].payload, b"final block");
+    assert_eq!(m[1].payload, b"after");
+
+    let mut r = Rig::pmd(true);
+    let mut c = compress_final(b"final block");
+    c.extend_from_slice(b"junk");
+    r.frame_split(true, 0b100, TEXT, &c, None, 1);
+    let (m, a) = r.take();
+    assert_eq!(a, ["deflate_trailing_data"]);
+    assert_eq!(m[0].payload, b"final block");
+}
+
+#[test]
+fn context_lost_inside_fragmented_compressed_message() {
+    let msg = b"0123456789".repeat(30);
+    let c = compress_msgs(&[&msg], 15, true).remove(0);
+    let mut r = Rig::pmd(true);
+    r.frame_split(false, 0b100, BINARY, &c[..c.len() / 2], None, 1);
+    r.a.context_lost(2, ts(2));
+    r.frame_split(true, 0, CONTINUATION, &c[c.len() / 2..], None, 1);
+    let ok = compress_msgs(&[b"next"], 15, true).remove(0);
+    r.frame_split(true, 0b100, TEXT, &ok, None, 1);
+    assert!(r.detail("deflate_context_lost").contains("packet 2"));
+    let (m, a) = r.take();
+    assert_eq!(a, ["ws_message_incomplete", "deflate_context_lost"]);
+    assert!(m[0].incomplete && !m[0].inflate_failed);
+    assert!(
+        msg.starts_with(&m[0].payload),
+        "what was inflated is a prefix"
+    );
+    assert_eq!(m[0].wire_len, c.len() as u64);
+    assert_eq!(m[1].payload, b"next");
 }
