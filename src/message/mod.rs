@@ -845,6 +845,7 @@ impl Assembler {
             Inflated::Error { consumed, message } => {
                 msg.unit = Unit::Raw;
                 msg.inflate_failed = true;
+                self.lost_at = Some(packet);
                 msg.body.text = false;
                 let at = msg.body.payload.len();
                 let d = format!(
@@ -861,6 +862,7 @@ impl Assembler {
             Inflated::WorkLimit { .. } => {
                 msg.unit = Unit::Stopped;
                 msg.body.truncated = true;
+                self.lost_at = Some(packet);
                 let d = format!(
                     "inflating produced more than max_inflate_work ({max_work}) bytes; inflation of this message stopped"
                 );
@@ -869,7 +871,7 @@ impl Assembler {
         }
     }
 
-    fn on_gap(&mut self, len: u64, _packet: PacketNo, ts: Timestamp) {
+    fn on_gap(&mut self, len: u64, packet: PacketNo, ts: Timestamp) {
         let Some(cur) = self.cur.as_mut() else {
             self.stats.orphan_events += 1;
             return;
@@ -888,6 +890,7 @@ impl Assembler {
         msg.body.utf8.gap(len);
         if inflate && msg.unit == Unit::Inflating {
             msg.unit = Unit::Stopped;
+            self.lost_at = Some(packet);
             if let Some(inf) = self.inflater.as_mut() {
                 inf.lose_context();
             }

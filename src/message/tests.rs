@@ -974,10 +974,12 @@ fn context_lost_inside_fragmented_compressed_message() {
     r.frame_split(true, 0, CONTINUATION, &c[c.len() / 2..], None, 1);
     let ok = compress_msgs(&[b"next"], 15, true).remove(0);
     r.frame_split(true, 0b100, TEXT, &ok, None, 1);
+    let detail = r.detail("deflate_context_lost");
     assert!(r.detail("deflate_context_lost").contains("packet 2"));
     let (m, a) = r.take();
     assert_eq!(a, ["ws_message_incomplete", "deflate_context_lost"]);
     assert!(m[0].incomplete && !m[0].inflate_failed);
+    assert!(detail.contains("packet 2"), "{detail}");
     assert!(
         msg.starts_with(&m[0].payload),
         "what was inflated is a prefix"
