@@ -141,6 +141,7 @@ pub struct Message<'a> {
     pub inflate_failed: bool,
 }
 
+#[derive(Debug)]
 pub enum Output<'a> {
     Message(Message<'a>),
     Anomaly(Anomaly),

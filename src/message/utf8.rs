@@ -213,5 +213,15 @@ mod tests {
             cuts.sort_unstable();
             proptest::prop_assert_eq!(pieces(&data, &cuts), whole(&data));
         }
+
+        #[test]
+        fn random_text_with_one_bad_byte(text in "\\PC{0,30}", bad in 0usize..200, cut in 0usize..200) {
+            let mut data = text.into_bytes();
+            if bad < data.len() {
+                data[bad] = 0xff;
+            }
+            let cut = cut.min(data.len());
+            proptest::prop_assert_eq!(pieces(&data, &[cut]), whole(&data));
+        }
     }
 }
