@@ -98,6 +98,7 @@ main() {
         fi
         record "$name" "$port" "$server" "$client" </dev/null
     done <"$WORK/scenarios.txt"
+    python3 "$HERE/verify.py" "$OUT"
 }
 
 main "$@"
