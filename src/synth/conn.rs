@@ -92,7 +92,14 @@ impl Conn {
         self.ts = ts;
         let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
         self.raw(w, Dir::C2s, self.isn[c], 0, flags::SYN, &[])?;
-        self.raw(w, Dir::S2c, self.isn[s], self.isn[c].wrapping_add(1), flags::SYN | flags::ACK, &[])?;
+        self.raw(
+            w,
+            Dir::S2c,
+            self.isn[s],
+            self.isn[c].wrapping_add(1),
+            flags::SYN | flags::ACK,
+            &[],
+        )?;
         self.raw(
             w,
             Dir::C2s,
@@ -105,11 +112,21 @@ impl Conn {
 
     /// Sends `bytes` in order as segments of at most `mss` bytes, the last
     /// one with PSH, and advances the direction's offset.
-    pub fn send<W: Write>(&mut self, w: &mut PcapWriter<W>, dir: Dir, bytes: &[u8], mss: usize) -> io::Result<()> {
+    pub fn send<W: Write>(
+        &mut self,
+        w: &mut PcapWriter<W>,
+        dir: Dir,
+        bytes: &[u8],
+        mss: usize,
+    ) -> io::Result<()> {
         let mss = mss.max(1);
         let mut chunks = bytes.chunks(mss).peekable();
         while let Some(chunk) = chunks.next() {
-            let push = if chunks.peek().is_none() { flags::PSH } else { 0 };
+            let push = if chunks.peek().is_none() {
+                flags::PSH
+            } else {
+                0
+            };
             self.segment(w, dir, self.next_offset(dir), chunk, flags::ACK | push)?;
             self.advance(dir, chunk.len() as u32);
         }
@@ -163,7 +180,16 @@ impl Conn {
             Dir::C2s => (self.client, self.server),
             Dir::S2c => (self.server, self.client),
         };
-        tcp_packet(&mut self.buf, src, dst, seq, ack, flags, self.window, payload);
+        tcp_packet(
+            &mut self.buf,
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            self.window,
+            payload,
+        );
         w.write_packet(self.ts, &self.buf)?;
         self.ts = Timestamp::from_nanos(self.ts.as_nanos() + self.step_nanos as i128);
         Ok(())
@@ -196,7 +222,11 @@ mod tests {
             let Some(TransportSlice::Tcp(t)) = sliced.transport else {
                 panic!("not tcp")
             };
-            let fl = (t.fin() as u8) | (t.syn() as u8) << 1 | (t.rst() as u8) << 2 | (t.psh() as u8) << 3 | (t.ack() as u8) << 4;
+            let fl = (t.fin() as u8)
+                | (t.syn() as u8) << 1
+                | (t.rst() as u8) << 2
+                | (t.psh() as u8) << 3
+                | (t.ack() as u8) << 4;
             out.push(Seg {
                 src_port: t.source_port(),
                 seq: t.sequence_number(),
@@ -231,7 +261,10 @@ mod tests {
         let s = segments(&w.into_inner());
         assert_eq!(s.len(), 3 + 3 + 1 + 2);
         assert_eq!((s[0].seq, s[0].flags), (u32::MAX - 2, flags::SYN));
-        assert_eq!((s[1].seq, s[1].ack, s[1].flags), (1000, u32::MAX - 1, flags::SYN | flags::ACK));
+        assert_eq!(
+            (s[1].seq, s[1].ack, s[1].flags),
+            (1000, u32::MAX - 1, flags::SYN | flags::ACK)
+        );
         assert_eq!((s[2].seq, s[2].ack), (u32::MAX - 1, 1001));
         // c2s data: offsets 0, 3, 6 -> seq wraps past 2^32.
         assert_eq!(s[3].seq, u32::MAX - 1);
@@ -241,10 +274,19 @@ mod tests {
         assert_eq!(s[3].flags, flags::ACK);
         assert_eq!(s[5].flags, flags::ACK | flags::PSH);
         // s2c acks all 7 client bytes.
-        assert_eq!((s[6].seq, s[6].ack, s[6].payload.as_slice()), (1001, 5, &b"xy"[..]));
+        assert_eq!(
+            (s[6].seq, s[6].ack, s[6].payload.as_slice()),
+            (1001, 5, &b"xy"[..])
+        );
         // client FIN acks server data; server FIN acks the client FIN.
-        assert_eq!((s[7].seq, s[7].ack, s[7].flags), (5, 1003, flags::FIN | flags::ACK));
-        assert_eq!((s[8].seq, s[8].ack, s[8].flags), (1003, 6, flags::FIN | flags::ACK));
+        assert_eq!(
+            (s[7].seq, s[7].ack, s[7].flags),
+            (5, 1003, flags::FIN | flags::ACK)
+        );
+        assert_eq!(
+            (s[8].seq, s[8].ack, s[8].flags),
+            (1003, 6, flags::FIN | flags::ACK)
+        );
         assert_eq!(s[0].src_port, 40000);
         assert_eq!(s[1].src_port, 9000);
         // Timestamps advance by the default step.

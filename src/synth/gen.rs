@@ -61,7 +61,9 @@ impl FromStr for SizeMix {
             "small" => Ok(SizeMix::Small),
             "mixed" => Ok(SizeMix::Mixed),
             "large" => Ok(SizeMix::Large),
-            _ => Err(format!("unknown size mix {s:?}: expected small, mixed or large")),
+            _ => Err(format!(
+                "unknown size mix {s:?}: expected small, mixed or large"
+            )),
         }
     }
 }
@@ -127,7 +129,11 @@ pub struct GenSummary {
 
 /// Generates the capture into `pcap_out` and the ground truth into
 /// `truth_out` (both buffered here).
-pub fn generate(cfg: &GenConfig, pcap_out: impl Write, truth_out: impl Write) -> io::Result<GenSummary> {
+pub fn generate(
+    cfg: &GenConfig,
+    pcap_out: impl Write,
+    truth_out: impl Write,
+) -> io::Result<GenSummary> {
     let mut g = Generator {
         cfg: cfg.clone(),
         w: PcapWriter::new(BufWriter::with_capacity(4 << 20, pcap_out))?,
@@ -138,7 +144,14 @@ pub fn generate(cfg: &GenConfig, pcap_out: impl Write, truth_out: impl Write) ->
         summary: GenSummary::default(),
         clock: Timestamp::new(1_700_000_000, 0),
     };
-    g.cfg.mss = g.cfg.mss.clamp(1, if cfg.ipv6 { MAX_PAYLOAD_V6 } else { MAX_PAYLOAD_V4 });
+    g.cfg.mss = g.cfg.mss.clamp(
+        1,
+        if cfg.ipv6 {
+            MAX_PAYLOAD_V6
+        } else {
+            MAX_PAYLOAD_V4
+        },
+    );
     g.run()?;
     g.w.flush()?;
     g.truth.flush()?;
@@ -157,7 +170,9 @@ const PACKET_STEP_NANOS: u32 = 5_000;
 const TRUTH_PAYLOAD_MAX: usize = 2048;
 
 /// Well-known and odd server ports; the rest are random high ports.
-const PORTS: &[u16] = &[80, 8080, 8000, 3000, 5000, 9000, 27599, 12345, 8765, 6001, 4444, 1880];
+const PORTS: &[u16] = &[
+    80, 8080, 8000, 3000, 5000, 9000, 27599, 12345, 8765, 6001, 4444, 1880,
+];
 
 const CLOSES: &[(u16, &str)] = &[
     (1000, ""),
@@ -279,10 +294,20 @@ impl<P: Write, T: Write> Generator<P, T> {
         }
         while !active.is_empty() {
             let pick = self.rng.below(active.len() as u64) as usize;
-            let Some(sess) = active.get_mut(pick) else { break };
+            let Some(sess) = active.get_mut(pick) else {
+                break;
+            };
             sess.conn.set_time(self.clock);
             let before = self.w.bytes_written();
-            step(sess, &self.cfg, &mut self.w, &mut self.truth, &mut self.s, &self.text_pool, &mut self.summary)?;
+            step(
+                sess,
+                &self.cfg,
+                &mut self.w,
+                &mut self.truth,
+                &mut self.s,
+                &self.text_pool,
+                &mut self.summary,
+            )?;
             sess.written += self.w.bytes_written() - before;
             let gap = self.rng.below(200) as i128 * 1000;
             self.clock = Timestamp::from_nanos(sess.conn.time().as_nanos() + gap);
@@ -299,7 +324,8 @@ impl<P: Write, T: Write> Generator<P, T> {
     }
 
     fn new_session(&mut self, index: usize, budget: u64) -> Session {
-        let mut rng = Rng::new(self.cfg.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            Rng::new(self.cfg.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let port = if rng.chance(0.7) {
             PORTS[rng.below(PORTS.len() as u64) as usize % PORTS.len()]
         } else {
@@ -308,8 +334,26 @@ impl<P: Write, T: Write> Generator<P, T> {
         let client_port = 32_768 + (index % 28_000) as u16;
         let (cip, sip): (IpAddr, IpAddr) = if self.cfg.ipv6 {
             (
-                IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0xc, 0, 0, (index >> 16) as u16, index as u16)),
-                IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0x5, 0, 0, 0, 1 + (index % 16) as u16)),
+                IpAddr::V6(Ipv6Addr::new(
+                    0xfd00,
+                    0,
+                    0,
+                    0xc,
+                    0,
+                    0,
+                    (index >> 16) as u16,
+                    index as u16,
+                )),
+                IpAddr::V6(Ipv6Addr::new(
+                    0xfd00,
+                    0,
+                    0,
+                    0x5,
+                    0,
+                    0,
+                    0,
+                    1 + (index % 16) as u16,
+                )),
             )
         } else {
             let i = index % 64_000;
@@ -328,7 +372,12 @@ impl<P: Write, T: Write> Generator<P, T> {
             }
         };
         let (isn_c, isn_s) = (isn(&mut rng), isn(&mut rng));
-        let mut conn = Conn::new(SocketAddr::new(cip, client_port), SocketAddr::new(sip, port), isn_c, isn_s);
+        let mut conn = Conn::new(
+            SocketAddr::new(cip, client_port),
+            SocketAddr::new(sip, port),
+            isn_c,
+            isn_s,
+        );
         conn.set_step(PACKET_STEP_NANOS);
         let mut key = [0u8; 16];
         rng.fill(&mut key);
@@ -338,9 +387,14 @@ impl<P: Write, T: Write> Generator<P, T> {
         } else {
             SocketAddr::new(sip, port).to_string()
         };
-        let path = ["/", "/ws", "/socket", "/api/v1/stream", "/chat?room=42"][rng.below(5) as usize % 5].to_string();
+        let path = ["/", "/ws", "/socket", "/api/v1/stream", "/chat?room=42"]
+            [rng.below(5) as usize % 5]
+            .to_string();
         let compressors = if self.cfg.deflate {
-            [Some(Compress::new(Compression::fast(), false)), Some(Compress::new(Compression::fast(), false))]
+            [
+                Some(Compress::new(Compression::fast(), false)),
+                Some(Compress::new(Compression::fast(), false)),
+            ]
         } else {
             [None, None]
         };
@@ -420,9 +474,20 @@ fn step<P: Write, T: Write>(
             begin_batch(sess, dir, s);
             let (code, reason) = sess.close;
             // The reply echoes the code, as most servers do, without reason.
-            let reason = if sess.phase == Phase::CloseFirst { reason } else { "" };
+            let reason = if sess.phase == Phase::CloseFirst {
+                reason
+            } else {
+                ""
+            };
             let payload = ws::close_payload(code, reason);
-            push_control(sess, dir, opcode::CLOSE, &payload, s, Some((code, reason.to_string())));
+            push_control(
+                sess,
+                dir,
+                opcode::CLOSE,
+                &payload,
+                s,
+                Some((code, reason.to_string())),
+            );
             write_batch(sess, cfg, dir, w, truth, s, summary, false)?;
             sess.phase = if sess.phase == Phase::CloseFirst {
                 Phase::CloseReply
@@ -467,7 +532,11 @@ fn build_data_batch(sess: &mut Session, cfg: &GenConfig, dir: Dir, s: &mut Scrat
             sess.pending_pongs[dir.other().index()].push(p);
             continue;
         }
-        let op = if roll < 55 { opcode::TEXT } else { opcode::BINARY };
+        let op = if roll < 55 {
+            opcode::TEXT
+        } else {
+            opcode::BINARY
+        };
         let len = message_len(&mut sess.rng, cfg.sizes);
         let mut payload = std::mem::take(&mut s.payload);
         if op == opcode::TEXT {
@@ -510,7 +579,14 @@ fn new_rec(dir: Dir, op: u8, payload: &[u8], close: Option<(u16, String)>) -> Ms
     }
 }
 
-fn push_control(sess: &mut Session, dir: Dir, op: u8, payload: &[u8], s: &mut Scratch, close: Option<(u16, String)>) {
+fn push_control(
+    sess: &mut Session,
+    dir: Dir,
+    op: u8,
+    payload: &[u8],
+    s: &mut Scratch,
+    close: Option<(u16, String)>,
+) {
     let mut rec = new_rec(dir, op, payload, close);
     let start = s.stream.len();
     let mask = mask_for(sess, dir);
@@ -521,7 +597,14 @@ fn push_control(sess: &mut Session, dir: Dir, op: u8, payload: &[u8], s: &mut Sc
 
 /// A text or binary message: maybe compressed, maybe fragmented, maybe with
 /// a ping between two fragments.
-fn push_data(sess: &mut Session, cfg: &GenConfig, dir: Dir, op: u8, payload: &[u8], s: &mut Scratch) {
+fn push_data(
+    sess: &mut Session,
+    cfg: &GenConfig,
+    dir: Dir,
+    op: u8,
+    payload: &[u8],
+    s: &mut Scratch,
+) {
     let mut rec = new_rec(dir, op, payload, None);
     let mut wire = std::mem::take(&mut s.wire);
     let compressor = sess.compressors[dir.index()].as_mut();
@@ -540,7 +623,8 @@ fn push_data(sess: &mut Session, cfg: &GenConfig, dir: Dir, op: u8, payload: &[u
     };
     s.cuts.clear();
     for _ in 1..frames {
-        s.cuts.push(sess.rng.below(wire_src.len() as u64 + 1) as usize);
+        s.cuts
+            .push(sess.rng.below(wire_src.len() as u64 + 1) as usize);
     }
     s.cuts.sort_unstable();
     s.cuts.push(wire_src.len());
@@ -559,7 +643,14 @@ fn push_data(sess: &mut Session, cfg: &GenConfig, dir: Dir, op: u8, payload: &[u
         let rsv = if first && rec.compressed { ws::RSV1 } else { 0 };
         let fop = if first { op } else { opcode::CONTINUATION };
         let mask = mask_for(sess, dir);
-        ws::frame(&mut s.stream, last, rsv, fop, mask, wire_src.get(from..to).unwrap_or(&[]));
+        ws::frame(
+            &mut s.stream,
+            last,
+            rsv,
+            fop,
+            mask,
+            wire_src.get(from..to).unwrap_or(&[]),
+        );
         rec.ranges.push((start, s.stream.len()));
         from = to;
     }
@@ -633,11 +724,21 @@ fn emit_segment<P: Write>(
         }
         return Ok(());
     }
-    let copies = if impair && sess.rng.chance(cfg.retransmit) { 2 } else { 1 };
-    let flags = super::packet::flags::ACK | if i + 1 == n { super::packet::flags::PSH } else { 0 };
+    let copies = if impair && sess.rng.chance(cfg.retransmit) {
+        2
+    } else {
+        1
+    };
+    let flags = super::packet::flags::ACK
+        | if i + 1 == n {
+            super::packet::flags::PSH
+        } else {
+            0
+        };
     let bytes = s.stream.get(a..b).unwrap_or(&[]);
     for _ in 0..copies {
-        sess.conn.segment(w, dir, base.wrapping_add(a as u32), bytes, flags)?;
+        sess.conn
+            .segment(w, dir, base.wrapping_add(a as u32), bytes, flags)?;
         let pno = w.packets_written();
         for m in s.msgs.iter_mut().filter(|m| m.overlaps(a, b)) {
             m.packets.push(pno);
@@ -696,9 +797,38 @@ fn hex(bytes: &[u8]) -> String {
 /// payloads are sliced from: much faster than building text word by word.
 fn text_pool(seed: u64) -> String {
     const WORDS: &[&str] = &[
-        "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "websocket", "frame", "message",
-        "hello", "world", "{\"id\":", "42,", "\"ok\":true}", "naïve", "café", "Grüße", "日本語", "テキスト",
-        "Привет", "مرحبا", "🦀", "🚀", "ünïcödé", "€", "line\n", "tab\t", "data", "stream", "packet",
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "lazy",
+        "dog",
+        "websocket",
+        "frame",
+        "message",
+        "hello",
+        "world",
+        "{\"id\":",
+        "42,",
+        "\"ok\":true}",
+        "naïve",
+        "café",
+        "Grüße",
+        "日本語",
+        "テキスト",
+        "Привет",
+        "مرحبا",
+        "🦀",
+        "🚀",
+        "ünïcödé",
+        "€",
+        "line\n",
+        "tab\t",
+        "data",
+        "stream",
+        "packet",
     ];
     let mut rng = Rng::new(seed ^ 0x7465_7874);
     let mut pool = String::with_capacity((1 << 20) + 16);
@@ -772,7 +902,10 @@ mod tests {
 
     #[test]
     fn truth_lines_match_summary_and_parse() {
-        let (pcap, truth, sum) = run(&GenConfig { fragment: true, ..small_cfg(1) });
+        let (pcap, truth, sum) = run(&GenConfig {
+            fragment: true,
+            ..small_cfg(1)
+        });
         assert_eq!(sum.bytes as usize, pcap.len());
         assert!(sum.bytes >= 200_000, "target size reached: {}", sum.bytes);
         let lines: Vec<serde_json::Value> = truth
@@ -799,18 +932,144 @@ mod tests {
                     .unwrap()
             };
             assert_eq!(payload.len(), len);
-            assert_eq!(l["sha256"].as_str().unwrap(), hex(&Sha256::digest(&payload)));
+            assert_eq!(
+                l["sha256"].as_str().unwrap(),
+                hex(&Sha256::digest(&payload))
+            );
         }
-        let conns: std::collections::BTreeSet<u64> = lines.iter().map(|l| l["conn"].as_u64().unwrap()).collect();
+        let conns: std::collections::BTreeSet<u64> =
+            lines.iter().map(|l| l["conn"].as_u64().unwrap()).collect();
         assert_eq!(conns.len(), 5);
     }
 
     #[test]
     fn loss_is_reported_in_truth() {
-        let (_, truth, sum) = run(&GenConfig { loss: 0.3, ..small_cfg(4) });
+        let (_, truth, sum) = run(&GenConfig {
+            loss: 0.3,
+            ..small_cfg(4)
+        });
         assert!(sum.lost_messages > 0);
-        let lost = truth.split(|&b| b == b'\n').filter(|l| l.windows(11).any(|w| w == b"\"lost\":true")).count();
+        let lost = truth
+            .split(|&b| b == b'\n')
+            .filter(|l| l.windows(11).any(|w| w == b"\"lost\":true"))
+            .count();
         assert_eq!(lost as u64, sum.lost_messages);
+    }
+
+    /// Runs tshark over a generated capture, decoding every server port as
+    /// HTTP (tshark only does so by itself on well-known ports); returns
+    /// one line per packet with the given fields, or None without tshark.
+    fn tshark_fields(pcap: &[u8], ports: &[u16], fields: &[&str]) -> Option<Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gen.pcap");
+        std::fs::write(&path, pcap).unwrap();
+        let mut cmd = std::process::Command::new("tshark");
+        cmd.arg("-r")
+            .arg(&path)
+            .args(["-Y", "websocket", "-T", "fields"]);
+        for p in ports {
+            cmd.arg("-d").arg(format!("tcp.port=={p},http"));
+        }
+        for f in fields {
+            cmd.args(["-e", f]);
+        }
+        let out = match cmd.output() {
+            Ok(o) => o,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                eprintln!("tshark not on PATH: skipping");
+                return None;
+            }
+            Err(e) => panic!("running tshark: {e}"),
+        };
+        assert!(
+            out.status.success(),
+            "tshark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn tshark_finds_every_frame_and_close_code() {
+        let (pcap, truth, sum) = run(&GenConfig {
+            connections: 3,
+            target_bytes: 30_000,
+            ..small_cfg(2)
+        });
+        let Some(lines) = tshark_fields(
+            &pcap,
+            &sum.server_ports,
+            &["websocket.opcode", "websocket.payload.close.status_code"],
+        ) else {
+            return;
+        };
+        let mut seen = std::collections::BTreeMap::new();
+        let mut close_codes = Vec::new();
+        for l in &lines {
+            let mut cols = l.split('\t');
+            for op in cols
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.is_empty())
+            {
+                *seen.entry(op.parse::<u8>().unwrap()).or_insert(0u64) += 1;
+            }
+            close_codes.extend(
+                cols.next()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        let mut want = std::collections::BTreeMap::new();
+        let mut want_codes = Vec::new();
+        for l in truth.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+            let op = match v["opcode"].as_str().unwrap() {
+                "text" => 1,
+                "binary" => 2,
+                "close" => 8,
+                "ping" => 9,
+                _ => 10,
+            };
+            *want.entry(op).or_insert(0u64) += 1;
+            if let Some(c) = v["close_code"].as_u64() {
+                want_codes.push(c.to_string());
+            }
+        }
+        assert_eq!(seen, want);
+        assert_eq!(seen.values().sum::<u64>(), sum.frames);
+        close_codes.sort();
+        want_codes.sort();
+        assert_eq!(close_codes, want_codes);
+    }
+
+    #[test]
+    fn tshark_counts_fragmented_compressed_frames() {
+        let cfg = GenConfig {
+            fragment: true,
+            deflate: true,
+            mss: 1448,
+            ipv6: true,
+            ..small_cfg(12)
+        };
+        let (pcap, _, sum) = run(&cfg);
+        let Some(lines) = tshark_fields(&pcap, &sum.server_ports, &["websocket.opcode"]) else {
+            return;
+        };
+        let frames: u64 = lines
+            .iter()
+            .map(|l| l.split(',').filter(|s| !s.is_empty()).count() as u64)
+            .sum();
+        assert!(sum.frames > sum.messages);
+        assert_eq!(frames, sum.frames);
     }
 
     #[test]

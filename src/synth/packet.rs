@@ -65,7 +65,17 @@ pub fn tcp_packet(
             let mut pseudo = sum_words(0, &s.octets());
             pseudo = sum_words(pseudo, &d.octets());
             pseudo += 6 + tcp_len as u64;
-            tcp(out, src.port(), dst.port(), seq, ack, flags, window, payload, pseudo);
+            tcp(
+                out,
+                src.port(),
+                dst.port(),
+                seq,
+                ack,
+                flags,
+                window,
+                payload,
+                pseudo,
+            );
         }
         (s, d) => {
             let (s, d) = (v6(s), v6(d));
@@ -79,7 +89,17 @@ pub fn tcp_packet(
             let mut pseudo = sum_words(0, &s.octets());
             pseudo = sum_words(pseudo, &d.octets());
             pseudo += 6 + tcp_len as u64;
-            tcp(out, src.port(), dst.port(), seq, ack, flags, window, payload, pseudo);
+            tcp(
+                out,
+                src.port(),
+                dst.port(),
+                seq,
+                ack,
+                flags,
+                window,
+                payload,
+                pseudo,
+            );
         }
     }
 }
@@ -98,7 +118,17 @@ fn ethernet(out: &mut Vec<u8>, ethertype: u16) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tcp(out: &mut Vec<u8>, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, window: u16, payload: &[u8], pseudo: u64) {
+fn tcp(
+    out: &mut Vec<u8>,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    payload: &[u8],
+    pseudo: u64,
+) {
     let start = out.len();
     out.extend_from_slice(&sport.to_be_bytes());
     out.extend_from_slice(&dport.to_be_bytes());
@@ -177,7 +207,16 @@ mod tests {
         let mut out = Vec::new();
         let src: SocketAddr = "10.0.0.1:40000".parse().unwrap();
         let dst: SocketAddr = "10.0.0.2:8080".parse().unwrap();
-        tcp_packet(&mut out, src, dst, 0xdead_beef, 7, flags::PSH | flags::ACK, 512, b"hello!!");
+        tcp_packet(
+            &mut out,
+            src,
+            dst,
+            0xdead_beef,
+            7,
+            flags::PSH | flags::ACK,
+            512,
+            b"hello!!",
+        );
         assert_eq!(out.len(), 14 + 20 + 20 + 7);
         assert_eq!(&out[12..14], &[0x08, 0x00]);
         assert_eq!(&out[34..36], &40000u16.to_be_bytes());

@@ -81,10 +81,18 @@ impl<W: Write> PcapWriter<W> {
         };
         let mut hdr = [0u8; 24];
         let put32 = |b: &mut [u8], v: u32| {
-            b.copy_from_slice(&if opts.big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
+            b.copy_from_slice(&if opts.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
         };
         let put16 = |b: &mut [u8], v: u16| {
-            b.copy_from_slice(&if opts.big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
+            b.copy_from_slice(&if opts.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
         };
         put32(&mut hdr[0..4], magic);
         put16(&mut hdr[4..6], 2);
@@ -110,14 +118,28 @@ impl<W: Write> PcapWriter<W> {
     /// Writes one packet whose original length on the wire was `orig_len`
     /// (larger than `data.len()` simulates a snaplen cut; smaller makes a
     /// deliberately inconsistent record for hostile-input tests).
-    pub fn write_packet_with_len(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
+    pub fn write_packet_with_len(
+        &mut self,
+        ts: Timestamp,
+        data: &[u8],
+        orig_len: u32,
+    ) -> io::Result<()> {
         let caplen = u32::try_from(data.len()).unwrap_or(u32::MAX);
         // pcap seconds are 32 bits; wrapping keeps pre-1970 or post-2106
         // test timestamps writable rather than an error.
-        let fields = [ts.secs as u32, self.opts.resolution.frac(ts), caplen, orig_len];
+        let fields = [
+            ts.secs as u32,
+            self.opts.resolution.frac(ts),
+            caplen,
+            orig_len,
+        ];
         let mut rec = [0u8; 16];
         for (slot, v) in rec.chunks_exact_mut(4).zip(fields) {
-            slot.copy_from_slice(&if self.opts.big_endian { v.to_be_bytes() } else { v.to_le_bytes() });
+            slot.copy_from_slice(&if self.opts.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            });
         }
         self.out.write_all(&rec)?;
         self.out.write_all(data)?;
@@ -185,7 +207,12 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     /// Adds an Interface Description Block; returns its interface id.
-    pub fn add_interface(&mut self, link_type: u16, snaplen: u32, resolution: TsResolution) -> io::Result<u32> {
+    pub fn add_interface(
+        &mut self,
+        link_type: u16,
+        snaplen: u32,
+        resolution: TsResolution,
+    ) -> io::Result<u32> {
         let mut body = Vec::with_capacity(8);
         body.extend_from_slice(&link_type.to_le_bytes());
         body.extend_from_slice(&0u16.to_le_bytes());
@@ -209,7 +236,13 @@ impl<W: Write> PcapngWriter<W> {
 
     /// Enhanced Packet Block. An `interface` that was never added is written
     /// as given (microsecond timestamps), for hostile-input tests.
-    pub fn write_packet_with_len(&mut self, interface: u32, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
+    pub fn write_packet_with_len(
+        &mut self,
+        interface: u32,
+        ts: Timestamp,
+        data: &[u8],
+        orig_len: u32,
+    ) -> io::Result<()> {
         let res = self
             .interfaces
             .get(interface as usize)
@@ -279,7 +312,8 @@ mod tests {
     #[test]
     fn classic_header_and_record_bytes() {
         let mut w = PcapWriter::new(Vec::new()).unwrap();
-        w.write_packet(Timestamp::new(0x0102_0304, 5_006_000), b"abc").unwrap();
+        w.write_packet(Timestamp::new(0x0102_0304, 5_006_000), b"abc")
+            .unwrap();
         assert_eq!(w.packets_written(), 1);
         let out = w.into_inner();
         let expected: Vec<u8> = [
@@ -305,7 +339,8 @@ mod tests {
             big_endian: true,
         };
         let mut w = PcapWriter::with_options(Vec::new(), opts).unwrap();
-        w.write_packet_with_len(Timestamp::new(1, 123_456_789), &[9, 9], 1500).unwrap();
+        w.write_packet_with_len(Timestamp::new(1, 123_456_789), &[9, 9], 1500)
+            .unwrap();
         assert_eq!(w.bytes_written(), 24 + 16 + 2);
         let out = w.into_inner();
         assert_eq!(&out[0..4], &[0xa1, 0xb2, 0x3c, 0x4d]);
@@ -332,7 +367,8 @@ mod tests {
             let t = u32::from_le_bytes(out[pos..pos + 4].try_into().unwrap());
             let len = u32::from_le_bytes(out[pos + 4..pos + 8].try_into().unwrap()) as usize;
             assert_eq!(len % 4, 0);
-            let trailer = u32::from_le_bytes(out[pos + len - 4..pos + len].try_into().unwrap()) as usize;
+            let trailer =
+                u32::from_le_bytes(out[pos + len - 4..pos + len].try_into().unwrap()) as usize;
             assert_eq!(len, trailer);
             types.push(t);
             if t == EPB {

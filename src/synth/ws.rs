@@ -69,7 +69,15 @@ pub enum LenForm {
 /// follows: for hostile frames (length lies, 64-bit lengths with the top bit
 /// set). A length that does not fit `form` is written in the next larger
 /// form, so the header itself is never self-contradictory.
-pub fn frame_header(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, declared_len: u64, form: LenForm) {
+pub fn frame_header(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    declared_len: u64,
+    form: LenForm,
+) {
     out.push((u8::from(fin) << 7) | ((rsv & 0b111) << 4) | (opcode & 0x0f));
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let form = match form {
@@ -94,12 +102,27 @@ pub fn frame_header(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, mask: Opt
 }
 
 /// Appends a complete frame, minimal length encoding, masked if `mask`.
-pub fn frame(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8]) {
+pub fn frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) {
     frame_raw_len(out, fin, rsv, opcode, mask, payload, LenForm::Minimal);
 }
 
 /// Appends a complete frame with the length written in `form` (at least).
-pub fn frame_raw_len(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8], form: LenForm) {
+pub fn frame_raw_len(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+    form: LenForm,
+) {
     frame_header(out, fin, rsv, opcode, mask, payload.len() as u64, form);
     let start = out.len();
     out.extend_from_slice(payload);
@@ -162,13 +185,22 @@ pub fn deflate_message_into(compressor: &mut Compress, payload: &[u8], out: &mut
         // deflate had nothing more to write.
         let spare = out.capacity() - out.len();
         match status {
-            Ok(Status::Ok) | Ok(Status::BufError) if consumed == payload.len() && spare > 0 => break,
+            Ok(Status::Ok) | Ok(Status::BufError) if consumed == payload.len() && spare > 0 => {
+                break
+            }
             Ok(_) => {}
             Err(_) => break, // cannot happen for in-memory deflate; never loop forever
         }
     }
     if out.ends_with(&[0x00, 0x00, 0xff, 0xff]) {
         out.truncate(out.len() - 4);
+    }
+    // A flush with nothing pending may write nothing at all; the receiver
+    // appends `00 00 ff ff`, which is only an empty stored block after the
+    // block-header byte, so an empty message must be sent as `00`
+    // (RFC 7692 7.2.3.6).
+    if out.is_empty() {
+        out.push(0x00);
     }
 }
 
@@ -179,12 +211,20 @@ mod tests {
 
     #[test]
     fn rfc6455_sample_accept_key() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
     fn handshake_texts() {
-        let req = upgrade_request("h:1", "/chat", "dGhlIHNhbXBsZSBub25jZQ==", Some("permessage-deflate"));
+        let req = upgrade_request(
+            "h:1",
+            "/chat",
+            "dGhlIHNhbXBsZSBub25jZQ==",
+            Some("permessage-deflate"),
+        );
         let req = String::from_utf8(req).unwrap();
         assert!(req.starts_with("GET /chat HTTP/1.1\r\nHost: h:1\r\n"));
         assert!(req.contains("\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
@@ -202,8 +242,18 @@ mod tests {
         frame(&mut out, true, 0, opcode::TEXT, None, b"Hello");
         assert_eq!(out, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
         out.clear();
-        frame(&mut out, true, 0, opcode::TEXT, Some([0x37, 0xfa, 0x21, 0x3d]), b"Hello");
-        assert_eq!(out, [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        frame(
+            &mut out,
+            true,
+            0,
+            opcode::TEXT,
+            Some([0x37, 0xfa, 0x21, 0x3d]),
+            b"Hello",
+        );
+        assert_eq!(
+            out,
+            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
         out.clear();
         frame(&mut out, false, 0, opcode::TEXT, None, b"Hel");
         frame(&mut out, true, 0, opcode::CONTINUATION, None, b"lo");
@@ -228,19 +278,39 @@ mod tests {
         assert_eq!(header_of(125, LenForm::Minimal), [0x82, 125]);
         assert_eq!(header_of(126, LenForm::Minimal), [0x82, 126, 0x00, 126]);
         assert_eq!(header_of(65535, LenForm::Minimal), [0x82, 126, 0xff, 0xff]);
-        assert_eq!(header_of(65536, LenForm::Minimal), [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(
+            header_of(65536, LenForm::Minimal),
+            [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]
+        );
         // Forced non-minimal forms.
         assert_eq!(header_of(5, LenForm::U16), [0x82, 126, 0, 5]);
-        assert_eq!(header_of(5, LenForm::U64), [0x82, 127, 0, 0, 0, 0, 0, 0, 0, 5]);
-        assert_eq!(header_of(300, LenForm::U64), [0x82, 127, 0, 0, 0, 0, 0, 0, 1, 44]);
+        assert_eq!(
+            header_of(5, LenForm::U64),
+            [0x82, 127, 0, 0, 0, 0, 0, 0, 0, 5]
+        );
+        assert_eq!(
+            header_of(300, LenForm::U64),
+            [0x82, 127, 0, 0, 0, 0, 0, 0, 1, 44]
+        );
         // Too big for the asked form: the next form up.
-        assert_eq!(header_of(65536, LenForm::U16), [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(
+            header_of(65536, LenForm::U16),
+            [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]
+        );
     }
 
     #[test]
     fn hostile_header_and_flags() {
         let mut out = Vec::new();
-        frame_header(&mut out, false, 0b111, 0x3, Some([1, 2, 3, 4]), 1 << 63, LenForm::Minimal);
+        frame_header(
+            &mut out,
+            false,
+            0b111,
+            0x3,
+            Some([1, 2, 3, 4]),
+            1 << 63,
+            LenForm::Minimal,
+        );
         assert_eq!(out, [0x73, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]);
         out.clear();
         frame(&mut out, true, RSV1, opcode::TEXT, Some([0; 4]), b"");
@@ -254,7 +324,11 @@ mod tests {
         for offset in 0..5 {
             let mut fast = data.clone();
             mask_in_place(&mut fast, key, offset);
-            let slow: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[(i + offset) % 4]).collect();
+            let slow: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[(i + offset) % 4])
+                .collect();
             assert_eq!(fast, slow, "offset {offset}");
         }
     }
@@ -267,7 +341,8 @@ mod tests {
                 let mut input = m.clone();
                 input.extend_from_slice(&[0, 0, 0xff, 0xff]);
                 let mut out = Vec::with_capacity(1 << 20);
-                d.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+                d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                    .unwrap();
                 out
             })
             .collect()
@@ -295,9 +370,23 @@ mod tests {
     }
 
     #[test]
+    fn empty_message_is_a_single_zero_byte() {
+        let mut c = Compress::new(Compression::fast(), false);
+        assert_eq!(deflate_message(&mut c, b""), [0x00]);
+        let z1 = deflate_message(&mut c, b"abc");
+        assert_eq!(deflate_message(&mut c, b""), [0x00]);
+        let z3 = deflate_message(&mut c, b"abc");
+        let back = inflate_all(&[vec![0x00], z1, vec![0x00], z3]);
+        assert_eq!(back, [&b""[..], b"abc", b"", b"abc"]);
+    }
+
+    #[test]
     fn rfc7692_hello_sample() {
         // RFC 7692 7.2.3.1: "Hello" compressed is f2 48 cd c9 c9 07 00.
         let mut c = Compress::new(Compression::default(), false);
-        assert_eq!(deflate_message(&mut c, b"Hello"), [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert_eq!(
+            deflate_message(&mut c, b"Hello"),
+            [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        );
     }
 }
