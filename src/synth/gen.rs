@@ -26,6 +26,9 @@
 //! a dropped segment, later messages of that direction are intact on the
 //! wire (not `lost`) but an analyzer may have lost frame sync.
 //!
+//! HTTP heads are sometimes cut in two segments, and a quarter of the
+//! servers send their first message in the same write as the 101 response.
+//!
 //! The same config and seed always give byte-identical outputs.
 
 use super::conn::Conn;
@@ -202,7 +205,8 @@ struct Session {
     key: String,
     host: String,
     path: String,
-    compressors: [Option<Compress>; 2],
+    /// Per direction: the compressor and its current level.
+    compressors: [Option<(Compress, u32)>; 2],
     pending_pongs: [Vec<Vec<u8>>; 2],
     budget: u64,
     written: u64,
@@ -392,8 +396,8 @@ impl<P: Write, T: Write> Generator<P, T> {
             .to_string();
         let compressors = if self.cfg.deflate {
             [
-                Some(Compress::new(Compression::fast(), false)),
-                Some(Compress::new(Compression::fast(), false)),
+                Some((Compress::new(Compression::new(1), false), 1)),
+                Some((Compress::new(Compression::new(1), false), 1)),
             ]
         } else {
             [None, None]
@@ -440,13 +444,19 @@ fn step<P: Write, T: Write>(
         Phase::Request => {
             let ext = cfg.deflate.then_some(DEFLATE_OFFER);
             let req = ws::upgrade_request(&sess.host, &sess.path, &sess.key, ext);
-            sess.conn.send(w, Dir::C2s, &req, cfg.mss)?;
+            send_maybe_split(sess, w, Dir::C2s, &req, cfg.mss)?;
             sess.phase = Phase::Response;
         }
         Phase::Response => {
             let ext = cfg.deflate.then_some(DEFLATE_ACCEPT);
             let resp = ws::upgrade_response(&sess.key, ext);
-            sess.conn.send(w, Dir::S2c, &resp, cfg.mss)?;
+            if sess.rng.chance(0.25) {
+                // The server's first message in the same write as its 101.
+                build_data_batch(sess, cfg, Dir::S2c, s, pool, &resp);
+                write_batch(sess, cfg, Dir::S2c, w, truth, s, summary, false)?;
+            } else {
+                send_maybe_split(sess, w, Dir::S2c, &resp, cfg.mss)?;
+            }
             sess.phase = Phase::Data;
         }
         Phase::Data => {
@@ -458,7 +468,7 @@ fn step<P: Write, T: Write>(
                 _ if sess.rng.chance(0.5) => Dir::C2s,
                 _ => Dir::S2c,
             };
-            build_data_batch(sess, cfg, dir, s, pool);
+            build_data_batch(sess, cfg, dir, s, pool, &[]);
             write_batch(sess, cfg, dir, w, truth, s, summary, true)?;
             sess.batches += 1;
             if sess.batches >= 2 && sess.written >= sess.budget {
@@ -471,7 +481,7 @@ fn step<P: Write, T: Write>(
             } else {
                 sess.close_first.other()
             };
-            begin_batch(sess, dir, s);
+            begin_batch(sess, dir, s, &[]);
             let (code, reason) = sess.close;
             // The reply echoes the code, as most servers do, without reason.
             let reason = if sess.phase == Phase::CloseFirst {
@@ -505,9 +515,30 @@ fn step<P: Write, T: Write>(
     Ok(())
 }
 
-/// Clears the batch and starts it with the pongs `dir` owes.
-fn begin_batch(sess: &mut Session, dir: Dir, s: &mut Scratch) {
+/// Sends an HTTP head, a fifth of the time cut in two segments at a random
+/// point, so that analyzers must reassemble it.
+fn send_maybe_split<W: Write>(
+    sess: &mut Session,
+    w: &mut PcapWriter<W>,
+    dir: Dir,
+    bytes: &[u8],
+    mss: usize,
+) -> io::Result<()> {
+    if bytes.len() > 1 && sess.rng.chance(0.2) {
+        let cut = sess.rng.range(1, bytes.len() as u64 - 1) as usize;
+        let (a, b) = bytes.split_at(cut);
+        sess.conn.send(w, dir, a, mss)?;
+        sess.conn.send(w, dir, b, mss)
+    } else {
+        sess.conn.send(w, dir, bytes, mss)
+    }
+}
+
+/// Clears the batch, starts it with `head` (non-WebSocket bytes, e.g. the
+/// 101 response) and the pongs `dir` owes.
+fn begin_batch(sess: &mut Session, dir: Dir, s: &mut Scratch, head: &[u8]) {
     s.stream.clear();
+    s.stream.extend_from_slice(head);
     s.msgs.clear();
     let pongs = std::mem::take(&mut sess.pending_pongs[dir.index()]);
     for p in &pongs {
@@ -515,8 +546,15 @@ fn begin_batch(sess: &mut Session, dir: Dir, s: &mut Scratch) {
     }
 }
 
-fn build_data_batch(sess: &mut Session, cfg: &GenConfig, dir: Dir, s: &mut Scratch, pool: &str) {
-    begin_batch(sess, dir, s);
+fn build_data_batch(
+    sess: &mut Session,
+    cfg: &GenConfig,
+    dir: Dir,
+    s: &mut Scratch,
+    pool: &str,
+    head: &[u8],
+) {
+    begin_batch(sess, dir, s, head);
     let max_msgs = match cfg.sizes {
         SizeMix::Small => 8,
         SizeMix::Mixed => 4,
@@ -539,14 +577,18 @@ fn build_data_batch(sess: &mut Session, cfg: &GenConfig, dir: Dir, s: &mut Scrat
         };
         let len = message_len(&mut sess.rng, cfg.sizes);
         let mut payload = std::mem::take(&mut s.payload);
+        let mut noise = false;
         if op == opcode::TEXT {
             fill_text(&mut sess.rng, pool, len, &mut payload);
+        } else if cfg.deflate && sess.rng.chance(0.9) {
+            fill_structured(&mut sess.rng, pool, len, &mut payload);
         } else {
             payload.clear();
             payload.resize(len, 0);
             sess.rng.fill(&mut payload);
+            noise = true;
         }
-        push_data(sess, cfg, dir, op, &payload, s);
+        push_data(sess, cfg, dir, op, &payload, noise, s);
         s.payload = payload;
     }
 }
@@ -603,13 +645,21 @@ fn push_data(
     dir: Dir,
     op: u8,
     payload: &[u8],
+    noise: bool,
     s: &mut Scratch,
 ) {
     let mut rec = new_rec(dir, op, payload, None);
     let mut wire = std::mem::take(&mut s.wire);
     let compressor = sess.compressors[dir.index()].as_mut();
     let wire_src: &[u8] = match compressor {
-        Some(c) if sess.rng.chance(0.9) => {
+        Some((c, level)) if sess.rng.chance(0.9) => {
+            // Deflating noise is slow (~50 MB/s) and gains nothing: store
+            // it, as a real compressor would end up doing. The stream stays
+            // one context (the level change happens after a sync flush).
+            let want = if noise { 0 } else { 1 };
+            if *level != want && c.set_level(Compression::new(want)).is_ok() {
+                *level = want;
+            }
             ws::deflate_message_into(c, payload, &mut wire);
             rec.compressed = true;
             &wire
@@ -856,6 +906,19 @@ fn fill_text(rng: &mut Rng, pool: &str, len: usize, out: &mut Vec<u8>) {
             Some(piece) if !piece.is_empty() => out.extend_from_slice(piece.as_bytes()),
             // Fewer bytes wanted than the character there: pad.
             _ => out.push(b' '),
+        }
+    }
+}
+
+/// Binary that compresses like real protocol data: pool text with four
+/// random bytes every 64. Deflating pure noise runs at ~50 MB/s and would
+/// make `--deflate` captures slow to generate; some noise is still sent.
+fn fill_structured(rng: &mut Rng, pool: &str, len: usize, out: &mut Vec<u8>) {
+    fill_text(rng, pool, len, out);
+    for chunk in out.chunks_mut(64) {
+        let noise = rng.next_u32().to_le_bytes();
+        for (b, n) in chunk.iter_mut().zip(noise) {
+            *b = n;
         }
     }
 }
