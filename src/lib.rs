@@ -15,6 +15,8 @@ pub mod pipeline;
 pub mod replay;
 pub mod session;
 pub mod sink;
+#[doc(hidden)]
+pub mod synth;
 pub mod tcp;
 pub mod types;
 pub mod ws;
