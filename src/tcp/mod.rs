@@ -87,18 +87,54 @@ use std::net::SocketAddr;
 
 /// Every anomaly name this module can emit, with its meaning.
 pub const ANOMALIES: &[(&str, &str)] = &[
-    ("tcp_conflicting_overlap", "overlapping out-of-order segments carry different bytes; the overlap policy chose one"),
-    ("tcp_conflicting_retransmission", "a retransmission differs from bytes already delivered; the delivered bytes stand"),
-    ("tcp_late_data", "bytes arrived for a range already reported as a gap; not delivered"),
-    ("tcp_data_before_stream_start", "bytes before the first sequence number seen in a direction; not delivered"),
-    ("tcp_out_of_window", "a segment starts implausibly far beyond the next expected byte; not delivered"),
-    ("tcp_reassembly_limit", "an out-of-order buffer limit was hit; holes were reported as gaps early"),
-    ("tcp_data_after_fin", "bytes at or beyond the FIN's sequence number were delivered"),
-    ("tcp_data_after_rst", "payload sent after a RST on the connection; delivered"),
-    ("tcp_rst_with_payload", "a RST segment carries payload (diagnostic text); not stream data"),
-    ("tcp_syn_seq_changed", "a SYN with a new sequence number before any data; the ISN was replaced"),
-    ("tcp_syn_in_window", "a SYN with a different sequence number on a live connection; ignored"),
-    ("tcp_fin_seq_changed", "a second FIN at a different sequence number; the first one stands"),
+    (
+        "tcp_conflicting_overlap",
+        "overlapping out-of-order segments carry different bytes; the overlap policy chose one",
+    ),
+    (
+        "tcp_conflicting_retransmission",
+        "a retransmission differs from bytes already delivered; the delivered bytes stand",
+    ),
+    (
+        "tcp_late_data",
+        "bytes arrived for a range already reported as a gap; not delivered",
+    ),
+    (
+        "tcp_data_before_stream_start",
+        "bytes before the first sequence number seen in a direction; not delivered",
+    ),
+    (
+        "tcp_out_of_window",
+        "a segment starts implausibly far beyond the next expected byte; not delivered",
+    ),
+    (
+        "tcp_reassembly_limit",
+        "an out-of-order buffer limit was hit; holes were reported as gaps early",
+    ),
+    (
+        "tcp_data_after_fin",
+        "bytes at or beyond the FIN's sequence number were delivered",
+    ),
+    (
+        "tcp_data_after_rst",
+        "payload sent after a RST on the connection; delivered",
+    ),
+    (
+        "tcp_rst_with_payload",
+        "a RST segment carries payload (diagnostic text); not stream data",
+    ),
+    (
+        "tcp_syn_seq_changed",
+        "a SYN with a new sequence number before any data; the ISN was replaced",
+    ),
+    (
+        "tcp_syn_in_window",
+        "a SYN with a different sequence number on a live connection; ignored",
+    ),
+    (
+        "tcp_fin_seq_changed",
+        "a second FIN at a different sequence number; the first one stands",
+    ),
 ];
 
 /// Which endpoint of a connection sent something.
@@ -141,13 +177,39 @@ pub struct FlowInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamEvent<'a> {
     /// `offset` is the stream offset of `data[0]`, `seq` its sequence number.
-    Data { side: Side, offset: u64, seq: u32, data: &'a [u8], packet: PacketNo, ts: Timestamp },
+    Data {
+        side: Side,
+        offset: u64,
+        seq: u32,
+        data: &'a [u8],
+        packet: PacketNo,
+        ts: Timestamp,
+    },
     /// `len` bytes at `offset` that will not be delivered; `packet` is the
     /// packet carrying the first byte after the gap (or the truncated one).
-    Gap { side: Side, offset: u64, seq: u32, len: u64, packet: PacketNo, ts: Timestamp, reason: GapReason },
-    Fin { side: Side, packet: PacketNo, ts: Timestamp },
-    Rst { side: Side, packet: PacketNo, ts: Timestamp },
-    Anomaly { side: Side, anomaly: Anomaly },
+    Gap {
+        side: Side,
+        offset: u64,
+        seq: u32,
+        len: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+        reason: GapReason,
+    },
+    Fin {
+        side: Side,
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    Rst {
+        side: Side,
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    Anomaly {
+        side: Side,
+        anomaly: Anomaly,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -411,7 +473,13 @@ impl<S> FlowTable<S> {
         self.mem
     }
 
-    pub fn process<H: FlowHandler<State = S>>(&mut self, seg: &Segment<'_>, packet: PacketNo, ts: Timestamp, h: &mut H) {
+    pub fn process<H: FlowHandler<State = S>>(
+        &mut self,
+        seg: &Segment<'_>,
+        packet: PacketNo,
+        ts: Timestamp,
+        h: &mut H,
+    ) {
         self.stats.segments += 1;
         self.stats.payload_bytes += seg.payload.len() as u64;
         self.advance_clock(ts, h);
@@ -490,7 +558,8 @@ impl<S> FlowTable<S> {
         if f.closed() {
             return true;
         }
-        let distance = (seg.seq.wrapping_add(1).wrapping_sub(me.seq_at(me.next)) as i32).unsigned_abs();
+        let distance =
+            (seg.seq.wrapping_add(1).wrapping_sub(me.seq_at(me.next)) as i32).unsigned_abs();
         me.active() && distance > NEW_CONNECTION_DISTANCE
     }
 
@@ -503,13 +572,20 @@ impl<S> FlowTable<S> {
         h: &mut H,
     ) -> u32 {
         while self.flows.len() >= self.cfg.max_flows.max(1) {
-            let victim = self.flows.oldest(CLASS_CLOSED as usize).or_else(|| self.flows.oldest_overall());
+            let victim = self
+                .flows
+                .oldest(CLASS_CLOSED as usize)
+                .or_else(|| self.flows.oldest_overall());
             let Some(v) = victim else { break };
             self.stats.flows_evicted += 1;
             self.close_flow(v, CloseReason::Evicted, h);
         }
         let syn_ack = seg.flags & flags::SYN != 0 && seg.flags & flags::ACK != 0;
-        let (orig, resp) = if syn_ack { (seg.dst, seg.src) } else { (seg.src, seg.dst) };
+        let (orig, resp) = if syn_ack {
+            (seg.dst, seg.src)
+        } else {
+            (seg.src, seg.dst)
+        };
         let info = FlowInfo {
             id: self.next_id,
             orig,
@@ -535,7 +611,14 @@ impl<S> FlowTable<S> {
         idx
     }
 
-    fn handle<H: FlowHandler<State = S>>(&mut self, idx: u32, seg: &Segment<'_>, packet: PacketNo, ts: Timestamp, h: &mut H) {
+    fn handle<H: FlowHandler<State = S>>(
+        &mut self,
+        idx: u32,
+        seg: &Segment<'_>,
+        packet: PacketNo,
+        ts: Timestamp,
+        h: &mut H,
+    ) {
         let clock = self.clock.unwrap_or(ts);
         let Some(flow) = self.flows.get_mut(idx) else {
             return;
@@ -593,8 +676,14 @@ impl<S> FlowTable<S> {
                     }
                 }
             };
-            let seg_flags = SegFlags { syn, fin: is_fin, rst: is_rst };
-            on_segment(me, peer, rst, seg, seg_flags, outcome, &px, &mut ctx, &mut emit);
+            let seg_flags = SegFlags {
+                syn,
+                fin: is_fin,
+                rst: is_rst,
+            };
+            on_segment(
+                me, peer, rst, seg, seg_flags, outcome, &px, &mut ctx, &mut emit,
+            );
         }
         if *ignored {
             if !was_ignored {
@@ -615,11 +704,6 @@ impl<S> FlowTable<S> {
         if self.map.get(&key) == Some(&idx) {
             self.map.remove(&key);
         }
-        let reason = match reason {
-            CloseReason::Timeout | CloseReason::Evicted | CloseReason::EndOfInput if flow.rst => CloseReason::Rst,
-            CloseReason::Timeout | CloseReason::Evicted | CloseReason::EndOfInput if flow.closed() => CloseReason::Fin,
-            r => r,
-        };
         let mut ctx = Ctx {
             cfg: &self.cfg,
             stats: &mut self.stats,
@@ -636,7 +720,11 @@ impl<S> FlowTable<S> {
         for (i, side) in [Side::Orig, Side::Resp].into_iter().enumerate() {
             let Some(dir) = dirs.get_mut(i) else { continue };
             if !*ignored {
-                let px = Pkt { side, packet: 0, ts };
+                let px = Pkt {
+                    side,
+                    packet: 0,
+                    ts,
+                };
                 let mut emit = |ev: StreamEvent<'_>| -> bool {
                     if *ignored {
                         return false;
@@ -653,6 +741,18 @@ impl<S> FlowTable<S> {
             }
             dir.release(&mut ctx);
         }
+        // After the flush: a FIN behind a hole counts once the hole is a gap.
+        let reason = match reason {
+            CloseReason::Timeout | CloseReason::Evicted | CloseReason::EndOfInput if flow.rst => {
+                CloseReason::Rst
+            }
+            CloseReason::Timeout | CloseReason::Evicted | CloseReason::EndOfInput
+                if flow.closed() =>
+            {
+                CloseReason::Fin
+            }
+            r => r,
+        };
         let Flow { info, state, .. } = flow;
         h.close(state, &info, reason);
     }
@@ -680,7 +780,11 @@ fn track_syn(me: &mut DirState, isn: &mut Option<u32>, seg: &Segment<'_>, syn: b
     if fresh || (!me.active() && me.next == 0) {
         me.base = Some(seg.seq.wrapping_add(1));
         *isn = Some(seg.seq);
-        return if fresh { SynOutcome::None } else { SynOutcome::Changed };
+        return if fresh {
+            SynOutcome::None
+        } else {
+            SynOutcome::Changed
+        };
     }
     SynOutcome::InWindow
 }
@@ -733,7 +837,8 @@ fn on_segment_inner(
     if fl.rst {
         if plen > 0 {
             ctx.stats.rst_payload_bytes += plen;
-            let text: String = String::from_utf8_lossy(seg.payload.get(..64).unwrap_or(seg.payload)).into();
+            let text: String =
+                String::from_utf8_lossy(seg.payload.get(..64).unwrap_or(seg.payload)).into();
             let d = format!("RST carries {plen} bytes of payload, not stream data: {text:?}");
             go(emit(px.anomaly("tcp_rst_with_payload", d)))?;
         }
@@ -770,13 +875,22 @@ fn on_segment_inner(
     if plen + missing > 0 {
         me.payload_seen = true;
         if *rst && me.once(reasm::ONCE_AFTER_RST) {
-            let d = format!("{} bytes sent after a RST on this connection; delivered", plen + missing);
+            let d = format!(
+                "{} bytes sent after a RST on this connection; delivered",
+                plen + missing
+            );
             go(emit(px.anomaly("tcp_data_after_rst", d)))?;
         }
     }
     go(me.on_part(off, Part::Bytes(seg.payload), px, ctx, emit))?;
     let lost_at = off.saturating_add(plen as i64);
-    go(me.on_part(lost_at, Part::Lost(missing, GapReason::SnapLen), px, ctx, emit))?;
+    go(me.on_part(
+        lost_at,
+        Part::Lost(missing, GapReason::SnapLen),
+        px,
+        ctx,
+        emit,
+    ))?;
     if fl.fin {
         let fin_off = lost_at.saturating_add(missing as i64);
         if let Ok(f) = u64::try_from(fin_off) {
@@ -784,7 +898,9 @@ fn on_segment_inner(
             match first_fin {
                 None => me.set_fin(f, px.packet, px.ts),
                 Some(old) if old != f && me.once(reasm::ONCE_FIN_CHANGED) => {
-                    let d = format!("FIN at stream offset {f} after a FIN at {old}; the first one stands");
+                    let d = format!(
+                        "FIN at stream offset {f} after a FIN at {old}; the first one stands"
+                    );
                     go(emit(px.anomaly("tcp_fin_seq_changed", d)))?;
                 }
                 _ => {}

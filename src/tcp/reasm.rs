@@ -307,7 +307,14 @@ impl DirState {
             let first = self.ooo.keys().next().copied();
             let direct_end = first.map_or(end, |f| f.min(end));
             if direct_end > s {
-                if !self.deliver(part.slice(0, direct_end - s), px.packet, px.ts, px.side, ctx, emit) {
+                if !self.deliver(
+                    part.slice(0, direct_end - s),
+                    px.packet,
+                    px.ts,
+                    px.side,
+                    ctx,
+                    emit,
+                ) {
                     return false;
                 }
                 if direct_end == end {
@@ -405,7 +412,10 @@ impl DirState {
             let xe = k + x.len();
             let (a, b) = (k.max(s), xe.min(e));
             if a > cursor {
-                out.push((cursor, Piece::from_part(part.slice(cursor - s, a - s), px.packet, px.ts)));
+                out.push((
+                    cursor,
+                    Piece::from_part(part.slice(cursor - s, a - s), px.packet, px.ts),
+                ));
             }
             overlaps += 1;
             let new = part.slice(a - s, b - s);
@@ -417,7 +427,13 @@ impl DirState {
                     let kept_new = ctx.cfg.overlap == OverlapPolicy::Last;
                     events.push(px.anomaly(
                         "tcp_conflicting_overlap",
-                        conflict_detail(a, b - a, (x.packet, x.len(), o), (px.packet, part.len(), n), kept_new),
+                        conflict_detail(
+                            a,
+                            b - a,
+                            (x.packet, x.len(), o),
+                            (px.packet, part.len(), n),
+                            kept_new,
+                        ),
                     ));
                     kept_new
                 }
@@ -436,7 +452,10 @@ impl DirState {
             cursor = cursor.max(b);
         }
         if cursor < e {
-            out.push((cursor, Piece::from_part(part.slice(cursor - s, e - s), px.packet, px.ts)));
+            out.push((
+                cursor,
+                Piece::from_part(part.slice(cursor - s, e - s), px.packet, px.ts),
+            ));
         }
 
         let (mut rm_mem, mut rm_bytes) = (0usize, 0usize);
@@ -496,7 +515,13 @@ impl DirState {
 
     /// Delivers everything buffered, turning each hole before a piece into a
     /// gap of `reason`.
-    pub fn flush(&mut self, reason: GapReason, px: &Pkt, ctx: &mut Ctx<'_>, emit: &mut Emit<'_>) -> bool {
+    pub fn flush(
+        &mut self,
+        reason: GapReason,
+        px: &Pkt,
+        ctx: &mut Ctx<'_>,
+        emit: &mut Emit<'_>,
+    ) -> bool {
         while let Some((k, piece)) = self.ooo.pop_first() {
             if k > self.next {
                 let hole = Part::Lost(k - self.next, reason);
@@ -533,7 +558,14 @@ impl DirState {
         self.ooo_bytes -= piece.bytes();
     }
 
-    fn deliver_piece(&mut self, k: u64, piece: Piece, side: Side, ctx: &mut Ctx<'_>, emit: &mut Emit<'_>) -> bool {
+    fn deliver_piece(
+        &mut self,
+        k: u64,
+        piece: Piece,
+        side: Side,
+        ctx: &mut Ctx<'_>,
+        emit: &mut Emit<'_>,
+    ) -> bool {
         self.unaccount(&piece, ctx);
         let pend = k + piece.len();
         if pend <= self.next {
@@ -672,7 +704,14 @@ impl DirState {
 
     /// Bytes below `next` seen again: late data for a reported gap, or a
     /// retransmission to compare with what was delivered.
-    fn check_old(&mut self, s: u64, part: Part<'_>, px: &Pkt, ctx: &mut Ctx<'_>, emit: &mut Emit<'_>) -> bool {
+    fn check_old(
+        &mut self,
+        s: u64,
+        part: Part<'_>,
+        px: &Pkt,
+        ctx: &mut Ctx<'_>,
+        emit: &mut Emit<'_>,
+    ) -> bool {
         let Part::Bytes(data) = part else {
             return true;
         };
@@ -697,7 +736,9 @@ impl DirState {
             let first = j.min(extra.hist.len() - i);
             let old1 = extra.hist.get(i..i + first).unwrap_or(&[]);
             let old2 = extra.hist.get(..j - first).unwrap_or(&[]);
-            let new = data.get((hs - s) as usize..(he - s) as usize).unwrap_or(&[]);
+            let new = data
+                .get((hs - s) as usize..(he - s) as usize)
+                .unwrap_or(&[]);
             let (new1, new2) = new.split_at(first.min(new.len()));
             if old1 != new1 || old2 != new2 {
                 ctx.stats.conflicting_retransmissions += 1;
@@ -714,7 +755,8 @@ impl DirState {
             }
         }
         ctx.stats.late_bytes += late;
-        ctx.stats.unverified_retransmitted_bytes += (data.len() as u64).saturating_sub(late + verified);
+        ctx.stats.unverified_retransmitted_bytes +=
+            (data.len() as u64).saturating_sub(late + verified);
         if let Some(d) = conflict {
             if !emit(px.anomaly("tcp_conflicting_retransmission", d)) {
                 return false;

@@ -250,10 +250,11 @@ mod tests {
         assert_eq!(s.oldest_overall(), Some(a));
         s.touch(a, 0);
         assert_eq!(s.oldest(0), Some(b));
-        assert_eq!(s.oldest_overall(), Some(c));
+        assert_eq!(s.oldest_overall(), Some(b));
         s.touch(b, 2);
         assert_eq!(s.oldest(0), Some(a));
         assert_eq!(s.oldest(2), Some(b));
+        assert_eq!(s.oldest_overall(), Some(c));
         assert_eq!(s.remove(c), Some(30));
         assert_eq!(s.remove(c), None);
         assert_eq!(s.oldest(1), None);
