@@ -45,6 +45,11 @@
 //!   received is dropped; the anomaly `tcp_reassembly_limit` says it happened.
 //!   Segments starting more than [`TcpConfig::max_seq_ahead`] beyond the next
 //!   expected byte are not buffered (`tcp_out_of_window`).
+//! * **ACK-based loss**: when one side acknowledges bytes beyond a hole that
+//!   has buffered data after it, the hole's bytes reached that side and will
+//!   not be resent: the capture lost them. The hole (up to the ACK) becomes a
+//!   `Lost` gap at once and the buffered data is delivered; should the bytes
+//!   show up later after all (capture reordering), they are `tcp_late_data`.
 //! * **Keepalives** (0 or 1 byte at next-1) and **zero-window probes** (1 byte
 //!   at next while the receiver advertises a zero window) inject no bytes;
 //!   the probed byte is delivered when it is sent again.
@@ -362,6 +367,8 @@ pub struct TcpStats {
     pub syn_seq_changes: u64,
     pub syn_in_window: u64,
     pub rst_payload_bytes: u64,
+    /// Gap bytes reported because the peer acknowledged data past a hole.
+    pub ack_gap_bytes: u64,
     /// Deliveries made without a history ring (memcap too tight).
     pub history_denied: u64,
     pub peak_memory: u64,
@@ -857,6 +864,13 @@ fn on_segment_inner(
             }))?;
         }
         return Some(());
+    }
+    if seg.flags & flags::ACK != 0 {
+        let peer_px = Pkt {
+            side: px.side.other(),
+            ..*px
+        };
+        go(peer.on_ack(seg.ack, &peer_px, ctx, emit))?;
     }
     // Snaplen cannot legitimately cut more than an IP packet holds; a larger
     // claim is corrupt metadata and must not move the stream by gigabytes.

@@ -537,6 +537,50 @@ impl DirState {
         true
     }
 
+    /// The peer acknowledged `ack`: when that covers buffered data, the
+    /// bytes of the hole before it reached the peer and will not be resent,
+    /// so the capture lost them. Report those holes now instead of holding
+    /// everything behind them until a limit or EOF.
+    pub fn on_ack(&mut self, ack: u32, px: &Pkt, ctx: &mut Ctx<'_>, emit: &mut Emit<'_>) -> bool {
+        let Some(&first) = self.ooo.keys().next() else {
+            return true;
+        };
+        let Ok(mut acked) = u64::try_from(self.offset_of(ack)) else {
+            return true;
+        };
+        if acked <= first || acked - self.next > ctx.cfg.max_seq_ahead {
+            return true;
+        }
+        if let Some(f) = self.fin {
+            acked = acked.min(f.max(self.next));
+        }
+        let before = ctx.stats.gap_bytes;
+        while let Some(entry) = self.ooo.first_entry() {
+            if *entry.key() >= acked {
+                break;
+            }
+            let (k, piece) = entry.remove_entry();
+            if k > self.next {
+                let hole = Part::Lost(k - self.next, GapReason::Lost);
+                if !self.deliver(hole, piece.packet, piece.ts, px.side, ctx, emit) {
+                    self.unaccount(&piece, ctx);
+                    return false;
+                }
+            }
+            if !self.deliver_piece(k, piece, px.side, ctx, emit) {
+                return false;
+            }
+        }
+        if acked > self.next {
+            let hole = Part::Lost(acked - self.next, GapReason::Lost);
+            if !self.deliver(hole, px.packet, px.ts, px.side, ctx, emit) {
+                return false;
+            }
+        }
+        ctx.stats.ack_gap_bytes += ctx.stats.gap_bytes - before;
+        self.drain(px.side, ctx, emit)
+    }
+
     /// End of this direction (EOF, timeout, eviction, RST): flush, then
     /// report bytes missing before a seen FIN and the FIN itself.
     pub fn finish(&mut self, px: &Pkt, ctx: &mut Ctx<'_>, emit: &mut Emit<'_>) -> bool {

@@ -132,6 +132,7 @@ impl T {
     fn default() -> T {
         T::new(TcpConfig::default())
     }
+    #[allow(clippy::too_many_arguments)]
     fn raw(
         &mut self,
         src: SocketAddr,
@@ -506,6 +507,45 @@ fn buffered_pieces_keep_their_packet_numbers() {
         })
         .collect();
     assert_eq!(pk, vec![(0, 3), (5, 2)]);
+}
+
+#[test]
+fn ack_past_a_hole_reports_it_lost_at_once() {
+    let mut t = T::default();
+    handshake(&mut t);
+    t.c(ISN_C + 11, ACK, b"0123456789"); // 4: hole [0,10)
+    t.c(ISN_C + 21, ACK, b"abc"); // 5
+    assert!(t.gaps().is_empty());
+    let seg = Segment {
+        src: srv(),
+        dst: cli(),
+        seq: ISN_S + 1,
+        ack: ISN_C + 1 + 16,
+        flags: ACK,
+        window: 100,
+        payload: b"",
+        missing: 0,
+    };
+    t.table
+        .process(&seg, 6, Timestamp::new(1000, 0), &mut t.rec);
+    assert_eq!(t.gaps(), vec![(0, 10, GapReason::Lost)]);
+    assert_eq!(t.stream(Side::Orig), b"0123456789abc");
+    assert_eq!(t.table.stats().ack_gap_bytes, 10);
+    t.c(ISN_C + 1, ACK, b"late bytes"); // capture reordering: too late
+    t.finish();
+    assert_eq!(t.anomalies(), vec!["tcp_late_data"]);
+    assert_eq!(t.tiles(Side::Orig).len(), 23);
+    // An ACK that covers only the hole (not buffered data) is not enough.
+    let mut t = T::default();
+    handshake(&mut t);
+    t.c(ISN_C + 11, ACK, b"0123456789");
+    let seg = Segment {
+        ack: ISN_C + 1 + 10,
+        ..seg
+    };
+    t.table
+        .process(&seg, 5, Timestamp::new(1000, 0), &mut t.rec);
+    assert!(t.gaps().is_empty());
 }
 
 #[test]
@@ -997,6 +1037,7 @@ fn feed(
     extra: &[(usize, usize)],
     order: &[usize],
     drop: &[bool],
+    snap: Option<usize>,
     cfg: TcpConfig,
 ) -> T {
     let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
@@ -1041,7 +1082,11 @@ fn isn_strategy() -> impl Strategy<Value = u32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    // PROPTEST_CASES overrides the count for longer hunts.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn reordered_duplicated_stream_is_delivered_exactly(
@@ -1056,7 +1101,7 @@ proptest! {
             overlap: if last { OverlapPolicy::Last } else { OverlapPolicy::First },
             ..TcpConfig::default()
         };
-        let t = feed(&stream, isn, &cuts, &extra, &order, &[], cfg);
+        let t = feed(&stream, isn, &cuts, &extra, &order, &[], None, cfg);
         prop_assert_eq!(t.stream(Side::Orig), stream);
         prop_assert!(t.gaps().is_empty());
         prop_assert!(t.anomalies().is_empty(), "{:?}", t.anomalies());
@@ -1074,13 +1119,16 @@ proptest! {
         order in proptest::collection::vec(any::<usize>(), 60),
         drop in proptest::collection::vec(proptest::bool::weighted(0.2), 60),
         tight in any::<bool>(),
+        last in any::<bool>(),
+        snap in proptest::option::weighted(0.2, 1usize..200),
     ) {
+        let overlap = if last { OverlapPolicy::Last } else { OverlapPolicy::First };
         let cfg = if tight {
-            TcpConfig { max_ooo_bytes_per_dir: 300, max_segments_per_dir: 4, history_bytes_per_dir: 64, ..TcpConfig::default() }
+            TcpConfig { max_ooo_bytes_per_dir: 300, max_segments_per_dir: 4, history_bytes_per_dir: 64, overlap, ..TcpConfig::default() }
         } else {
-            TcpConfig::default()
+            TcpConfig { overlap, ..TcpConfig::default() }
         };
-        let t = feed(&stream, isn, &cuts, &extra, &order, &drop, cfg);
+        let t = feed(&stream, isn, &cuts, &extra, &order, &drop, snap, cfg);
         let tiles = t.tiles(Side::Orig);
         prop_assert_eq!(tiles.len(), stream.len());
         for (i, tile) in tiles.iter().enumerate() {
