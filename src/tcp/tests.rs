@@ -1029,7 +1029,8 @@ fn anomaly_names_are_listed_and_snake_case() {
 // --- property tests against a reference model -------------------------------
 
 /// Cuts `stream` into segments (random boundaries), adds overlapping copies
-/// with consistent bytes, shuffles, and drops some.
+/// with consistent bytes, shuffles, drops some and truncates to `snap`.
+#[allow(clippy::too_many_arguments)]
 fn feed(
     stream: &[u8],
     isn: u32,
@@ -1062,11 +1063,10 @@ fn feed(
         if drop.get(i).copied().unwrap_or(false) {
             continue;
         }
-        t.c(
-            isn.wrapping_add(1).wrapping_add(a as u32),
-            ACK,
-            &stream[a..b],
-        );
+        let seq = isn.wrapping_add(1).wrapping_add(a as u32);
+        let keep = snap.map_or(b - a, |n| n.min(b - a));
+        let missing = (b - a - keep) as u32;
+        t.raw(cli(), srv(), seq, ACK, 1000, &stream[a..a + keep], missing);
     }
     t.c(
         isn.wrapping_add(1).wrapping_add(stream.len() as u32),
