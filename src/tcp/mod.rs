@@ -1,1 +1,929 @@
-//! tcp stage: see docs/ARCHITECTURE.md.
+//! tcp stage: the flow table and per-direction stream reassembly.
+//!
+//! [`FlowTable::process`] takes decoded segments in capture order and calls a
+//! [`FlowHandler`] with each direction's bytes in stream order, exactly once,
+//! as [`StreamEvent`]s. What the capture lacks is reported, never invented:
+//! a [`StreamEvent::Gap`] stands for every byte range that will not come.
+//!
+//! # Policies (what an analyst should know)
+//!
+//! * **Flows** are keyed by the unordered 4-tuple. [`Side::Orig`] is the
+//!   sender of a SYN without ACK; with no SYN seen, the sender of the first
+//!   packet (or, when that packet is a SYN-ACK, its receiver).
+//! * **Stream offsets** are u64 from the byte after the SYN (or, for
+//!   mid-stream captures, from the first sequence number seen in that
+//!   direction, which may be a pure ACK). Sequence numbers are compared with
+//!   32-bit wraparound (nearest to the next expected byte). Bytes before offset
+//!   0 are counted and reported once (`tcp_data_before_stream_start`).
+//! * **In order**: a segment at the next expected byte with nothing buffered
+//!   is delivered straight from the packet (no copy).
+//! * **Retransmissions** of delivered bytes are not delivered again. The last
+//!   [`TcpConfig::history_bytes_per_dir`] delivered bytes of each direction are
+//!   kept to compare them; a difference is `tcp_conflicting_retransmission`
+//!   (delivered bytes cannot change whatever the policy). Older bytes cannot be
+//!   compared and are counted as unverified. Bytes arriving for a range already
+//!   reported as a gap are `tcp_late_data` and not delivered.
+//! * **Out of order** segments are buffered (sorted, disjoint pieces, each
+//!   keeping its packet number and timestamp) until the hole fills; delivery
+//!   then emits one `Data` per piece.
+//! * **Overlaps** between a new segment and buffered bytes, whatever their
+//!   shape, are resolved per byte range: identical bytes keep the buffered
+//!   copy; differing bytes give `tcp_conflicting_overlap` (offset, both
+//!   versions' packet and segment length, FNV-1a of each version of the
+//!   overlapping range) and keep the first arrival under
+//!   [`OverlapPolicy::First`] (the default, as Suricata's BSD-like targets do
+//!   for most stacks) or the newest under [`OverlapPolicy::Last`]. Real bytes
+//!   always replace bytes known lost to the snaplen.
+//! * **Snaplen**: the `missing` bytes of a truncated segment are a gap of
+//!   reason [`GapReason::SnapLen`] right after its payload.
+//! * **Limits** (per-direction buffered bytes, per-direction buffered pieces,
+//!   global memcap): when a new out-of-order segment would exceed one, the
+//!   direction skips ahead: each hole before buffered data becomes a `Gap`
+//!   (reason `BufferLimit`, `SegmentLimit` or `Memcap`), the buffered data is
+//!   delivered, then the new segment is handled with an empty buffer (if it
+//!   still cannot be buffered, the hole before it is a gap too). Nothing
+//!   received is dropped; the anomaly `tcp_reassembly_limit` says it happened.
+//!   Segments starting more than [`TcpConfig::max_seq_ahead`] beyond the next
+//!   expected byte are not buffered (`tcp_out_of_window`).
+//! * **ACK-based loss**: when one side acknowledges bytes beyond a hole that
+//!   has buffered data after it, the hole's bytes reached that side and will
+//!   not be resent: the capture lost them. The hole (up to the ACK) becomes a
+//!   `Lost` gap at once and the buffered data is delivered; should the bytes
+//!   show up later after all (capture reordering), they are `tcp_late_data`.
+//! * **Keepalives** (0 or 1 byte at next-1) and **zero-window probes** (1 byte
+//!   at next while the receiver advertises a zero window) inject no bytes;
+//!   the probed byte is delivered when it is sent again.
+//! * **FIN**: `Fin` is emitted when the stream is complete up to the FIN. At
+//!   EOF/timeout/eviction, missing bytes before a seen FIN are a `Lost` gap.
+//!   Data beyond the FIN is delivered and flagged `tcp_data_after_fin`.
+//! * **RST**: both directions are flushed (holes become `Lost` gaps) and `Rst`
+//!   is emitted (once per side). Data after a RST is still delivered (a
+//!   forensic tool must show it) and flagged `tcp_data_after_rst`; a RST's
+//!   own payload is diagnostic text, not stream data (`tcp_rst_with_payload`).
+//! * **SYN**: sets the ISN. A SYN with another sequence number on a closed
+//!   connection (FIN both ways or RST), or far (over 16 MiB) from an active
+//!   stream's position, starts a new connection: the old flow is closed with
+//!   [`CloseReason::NewConnection`] and a new one (new id) opened. Before any
+//!   data, a changed SYN replaces the ISN in place (`tcp_syn_seq_changed`), so
+//!   a SYN flood on one 4-tuple holds one flow and no queue. Otherwise it is
+//!   ignored (`tcp_syn_in_window`).
+//! * **Close**: flows closed by FIN both ways or RST linger for
+//!   `timeout_closed_secs` to absorb retransmissions. `close` gets `Fin`/`Rst`
+//!   for such flows whether they end by timeout, eviction or end of input;
+//!   other flows get `Timeout`, `Evicted` or `EndOfInput`.
+//! * **Ignore**: after a handler returns [`Interest::Ignore`] the flow gets no
+//!   more events (only `close`), its buffers are freed, and it stays in the
+//!   table so its later packets do not start a new flow.
+//! * **Time** is packet time (the largest timestamp seen); timeouts are
+//!   checked once per second of packet time, looking only at the oldest flow
+//!   of each timeout class. `max_flows` evicts the least recently used flow,
+//!   closed flows first.
+
+mod reasm;
+mod slab;
+
+use crate::decode::{flags, Segment};
+use crate::types::{Anomaly, PacketNo, Timestamp};
+use reasm::{Ctx, DirState, Emit, Part, Pkt};
+use serde::Serialize;
+use slab::{FoldState, Slab};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Every anomaly name this module can emit, with its meaning.
+pub const ANOMALIES: &[(&str, &str)] = &[
+    (
+        "tcp_conflicting_overlap",
+        "overlapping out-of-order segments carry different bytes; the overlap policy chose one",
+    ),
+    (
+        "tcp_conflicting_retransmission",
+        "a retransmission differs from bytes already delivered; the delivered bytes stand",
+    ),
+    (
+        "tcp_late_data",
+        "bytes arrived for a range already reported as a gap; not delivered",
+    ),
+    (
+        "tcp_data_before_stream_start",
+        "bytes before the first sequence number seen in a direction; not delivered",
+    ),
+    (
+        "tcp_out_of_window",
+        "a segment starts implausibly far beyond the next expected byte; not delivered",
+    ),
+    (
+        "tcp_reassembly_limit",
+        "an out-of-order buffer limit was hit; holes were reported as gaps early",
+    ),
+    (
+        "tcp_data_after_fin",
+        "bytes at or beyond the FIN's sequence number were delivered",
+    ),
+    (
+        "tcp_data_after_rst",
+        "payload sent after a RST on the connection; delivered",
+    ),
+    (
+        "tcp_rst_with_payload",
+        "a RST segment carries payload (diagnostic text); not stream data",
+    ),
+    (
+        "tcp_syn_seq_changed",
+        "a SYN with a new sequence number before any data; the ISN was replaced",
+    ),
+    (
+        "tcp_syn_in_window",
+        "a SYN with a different sequence number on a live connection; ignored",
+    ),
+    (
+        "tcp_fin_seq_changed",
+        "a second FIN at a different sequence number; the first one stands",
+    ),
+];
+
+/// Which endpoint of a connection sent something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    Orig,
+    Resp,
+}
+
+impl Side {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn other(self) -> Side {
+        match self {
+            Side::Orig => Side::Resp,
+            Side::Resp => Side::Orig,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Orig => "orig",
+            Side::Resp => "resp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowInfo {
+    /// Sequential from 1 in order of creation.
+    pub id: u64,
+    pub orig: SocketAddr,
+    pub resp: SocketAddr,
+    pub first_packet: PacketNo,
+    pub first_ts: Timestamp,
+    /// Initial sequence numbers from the SYN / SYN-ACK, indexed by [`Side::index`].
+    pub isn: [Option<u32>; 2],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// `offset` is the stream offset of `data[0]`, `seq` its sequence number.
+    Data {
+        side: Side,
+        offset: u64,
+        seq: u32,
+        data: &'a [u8],
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    /// `len` bytes at `offset` that will not be delivered; `packet` is the
+    /// packet carrying the first byte after the gap (or the truncated one).
+    Gap {
+        side: Side,
+        offset: u64,
+        seq: u32,
+        len: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+        reason: GapReason,
+    },
+    Fin {
+        side: Side,
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    Rst {
+        side: Side,
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    Anomaly {
+        side: Side,
+        anomaly: Anomaly,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GapReason {
+    /// A hole never filled (EOF, timeout, eviction, RST).
+    Lost,
+    /// Bytes cut from a captured packet by the snapshot length.
+    SnapLen,
+    /// The direction's out-of-order byte limit was hit.
+    BufferLimit,
+    /// The global memory cap was hit.
+    Memcap,
+    /// The direction's out-of-order piece limit was hit.
+    SegmentLimit,
+}
+
+impl GapReason {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GapReason::Lost => "lost",
+            GapReason::SnapLen => "snaplen",
+            GapReason::BufferLimit => "buffer_limit",
+            GapReason::Memcap => "memcap",
+            GapReason::SegmentLimit => "segment_limit",
+        }
+    }
+}
+
+pub trait FlowHandler {
+    type State;
+    fn open(&mut self, info: &FlowInfo) -> Self::State;
+    fn event(&mut self, st: &mut Self::State, info: &FlowInfo, ev: StreamEvent<'_>) -> Interest;
+    fn close(&mut self, st: Self::State, info: &FlowInfo, reason: CloseReason);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Continue,
+    /// Stop buffering and delivering anything for this flow (it stays tracked).
+    Ignore,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Fin,
+    Rst,
+    Timeout,
+    Evicted,
+    /// A SYN started a new connection on the same 4-tuple.
+    NewConnection,
+    EndOfInput,
+}
+
+impl CloseReason {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CloseReason::Fin => "fin",
+            CloseReason::Rst => "rst",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Evicted => "evicted",
+            CloseReason::NewConnection => "new_connection",
+            CloseReason::EndOfInput => "end_of_input",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OverlapPolicy {
+    /// Keep the bytes that arrived first.
+    #[default]
+    First,
+    /// Keep the newest bytes.
+    Last,
+}
+
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// Out-of-order payload bytes buffered per direction. Default 16 MiB.
+    pub max_ooo_bytes_per_dir: usize,
+    /// Out-of-order pieces buffered per direction. Default 65536.
+    pub max_segments_per_dir: usize,
+    /// All buffers of the table: payload plus per-piece overhead, plus history
+    /// rings (which may use at most half of it). Default 512 MiB.
+    pub memcap: usize,
+    /// Live flows; the least recently used is evicted beyond. Default 1,000,000.
+    pub max_flows: usize,
+    /// Idle timeout of flows without payload and not seen both ways. Default 30 s.
+    pub timeout_new_secs: u64,
+    /// Idle timeout of active flows. Default 3600 s.
+    pub timeout_established_secs: u64,
+    /// Linger after FIN both ways or RST. Default 120 s.
+    pub timeout_closed_secs: u64,
+    pub overlap: OverlapPolicy,
+    /// Delivered bytes kept per direction to check retransmissions. Default 4096.
+    pub history_bytes_per_dir: usize,
+    /// Segments starting further than this beyond the next expected byte are
+    /// not buffered. Default 1 GiB.
+    pub max_seq_ahead: u64,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            max_ooo_bytes_per_dir: 16 << 20,
+            max_segments_per_dir: 65_536,
+            memcap: 512 << 20,
+            max_flows: 1_000_000,
+            timeout_new_secs: 30,
+            timeout_established_secs: 3600,
+            timeout_closed_secs: 120,
+            overlap: OverlapPolicy::First,
+            history_bytes_per_dir: 4096,
+            max_seq_ahead: 1 << 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TcpStats {
+    pub flows_created: u64,
+    pub flows_timed_out: u64,
+    pub flows_evicted: u64,
+    /// Flows closed because a SYN reused their 4-tuple.
+    pub flows_replaced: u64,
+    pub flows_ignored: u64,
+    pub peak_flows: u64,
+    pub segments: u64,
+    pub payload_bytes: u64,
+    pub bytes_delivered: u64,
+    /// Segments starting below the next expected byte.
+    pub retransmissions: u64,
+    pub retransmitted_bytes: u64,
+    /// Retransmitted bytes older than the history ring (could not be compared).
+    pub unverified_retransmitted_bytes: u64,
+    pub conflicting_retransmissions: u64,
+    pub ooo_segments: u64,
+    pub overlaps: u64,
+    pub conflicting_overlaps: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Gap bytes declared early because a limit was hit.
+    pub limit_gap_bytes: u64,
+    pub limit_hits: u64,
+    pub late_bytes: u64,
+    pub bytes_before_start: u64,
+    pub out_of_window_segments: u64,
+    pub keepalives: u64,
+    pub zero_window_probes: u64,
+    pub syn_retransmissions: u64,
+    pub syn_seq_changes: u64,
+    pub syn_in_window: u64,
+    pub rst_payload_bytes: u64,
+    /// Gap bytes reported because the peer acknowledged data past a hole.
+    pub ack_gap_bytes: u64,
+    /// Deliveries made without a history ring (memcap too tight).
+    pub history_denied: u64,
+    pub peak_memory: u64,
+    pub peak_ooo_per_dir: u64,
+}
+
+const CLASS_NEW: u8 = 0;
+const CLASS_ESTABLISHED: u8 = 1;
+const CLASS_CLOSED: u8 = 2;
+
+/// How far (bytes of sequence space) a SYN must be from an active stream's
+/// position to be taken as a new connection rather than a stray SYN.
+const NEW_CONNECTION_DISTANCE: u32 = 1 << 24;
+
+// Once-per-side bits beyond those of `reasm`.
+const ONCE_RST_EVENT: u16 = 1 << 10;
+
+struct Flow<S> {
+    info: FlowInfo,
+    state: S,
+    dirs: [DirState; 2],
+    ignored: bool,
+    rst: bool,
+    last_seen: Timestamp,
+}
+
+impl<S> Flow<S> {
+    fn closed(&self) -> bool {
+        self.rst || self.dirs.iter().all(|d| d.fin_done)
+    }
+    fn class(&self) -> u8 {
+        if self.closed() {
+            CLASS_CLOSED
+        } else if self.dirs.iter().any(|d| d.active()) || self.dirs.iter().all(|d| d.seen) {
+            CLASS_ESTABLISHED
+        } else {
+            CLASS_NEW
+        }
+    }
+    fn side_of(&self, src: SocketAddr, dst: SocketAddr) -> Side {
+        if src == self.info.orig && dst == self.info.resp {
+            Side::Orig
+        } else {
+            Side::Resp
+        }
+    }
+    fn key(&self) -> FlowKey {
+        flow_key(self.info.orig, self.info.resp)
+    }
+}
+
+type FlowKey = (SocketAddr, SocketAddr);
+
+fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Live flows and their reassembly state.
+pub struct FlowTable<S> {
+    cfg: TcpConfig,
+    map: HashMap<FlowKey, u32, FoldState>,
+    flows: Slab<Flow<S>>,
+    stats: TcpStats,
+    mem: usize,
+    next_id: u64,
+    clock: Option<Timestamp>,
+    next_check_secs: i64,
+}
+
+enum SynOutcome {
+    None,
+    Retransmitted,
+    Changed,
+    InWindow,
+}
+
+impl<S> FlowTable<S> {
+    pub fn new(cfg: TcpConfig) -> Self {
+        FlowTable {
+            cfg,
+            map: HashMap::with_hasher(FoldState::random()),
+            flows: Slab::new(),
+            stats: TcpStats::default(),
+            mem: 0,
+            next_id: 1,
+            clock: None,
+            next_check_secs: i64::MIN,
+        }
+    }
+
+    pub fn stats(&self) -> &TcpStats {
+        &self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.len() == 0
+    }
+
+    /// Bytes held in buffers (out-of-order pieces with overhead, history rings).
+    pub fn memory_used(&self) -> usize {
+        self.mem
+    }
+
+    pub fn process<H: FlowHandler<State = S>>(
+        &mut self,
+        seg: &Segment<'_>,
+        packet: PacketNo,
+        ts: Timestamp,
+        h: &mut H,
+    ) {
+        self.stats.segments += 1;
+        self.stats.payload_bytes += seg.payload.len() as u64;
+        self.advance_clock(ts, h);
+        let key = flow_key(seg.src, seg.dst);
+        let idx = match self.map.get(&key).copied() {
+            Some(idx) if seg.flags & flags::SYN != 0 && self.starts_new_connection(idx, seg) => {
+                self.stats.flows_replaced += 1;
+                self.close_flow(idx, CloseReason::NewConnection, h);
+                self.create(key, seg, packet, ts, h)
+            }
+            Some(idx) => idx,
+            None => self.create(key, seg, packet, ts, h),
+        };
+        self.handle(idx, seg, packet, ts, h);
+    }
+
+    /// End of input: every live flow, in order of creation, is flushed (a gap
+    /// for each hole, then the buffered data) and closed.
+    pub fn finish<H: FlowHandler<State = S>>(&mut self, h: &mut H) {
+        let mut live: Vec<(u64, u32)> = self
+            .flows
+            .indices()
+            .into_iter()
+            .filter_map(|i| self.flows.get(i).map(|f| (f.info.id, i)))
+            .collect();
+        live.sort_unstable();
+        for (_, idx) in live {
+            self.close_flow(idx, CloseReason::EndOfInput, h);
+        }
+    }
+
+    fn advance_clock<H: FlowHandler<State = S>>(&mut self, ts: Timestamp, h: &mut H) {
+        let now = match self.clock {
+            Some(c) if c >= ts => c,
+            _ => {
+                self.clock = Some(ts);
+                ts
+            }
+        };
+        if now.secs >= self.next_check_secs {
+            self.next_check_secs = now.secs.saturating_add(1);
+            self.expire(now, h);
+        }
+    }
+
+    fn expire<H: FlowHandler<State = S>>(&mut self, now: Timestamp, h: &mut H) {
+        let limits = [
+            self.cfg.timeout_new_secs,
+            self.cfg.timeout_established_secs,
+            self.cfg.timeout_closed_secs,
+        ];
+        for (class, limit) in limits.into_iter().enumerate() {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            while let Some(idx) = self.flows.oldest(class) {
+                let Some(f) = self.flows.get(idx) else { break };
+                if now.secs.saturating_sub(f.last_seen.secs) <= limit {
+                    break;
+                }
+                self.stats.flows_timed_out += 1;
+                self.close_flow(idx, CloseReason::Timeout, h);
+            }
+        }
+    }
+
+    fn starts_new_connection(&self, idx: u32, seg: &Segment<'_>) -> bool {
+        let Some(f) = self.flows.get(idx) else {
+            return false;
+        };
+        let d = f.side_of(seg.src, seg.dst).index();
+        let (Some(me), isn) = (f.dirs.get(d), f.info.isn.get(d).copied().flatten()) else {
+            return false;
+        };
+        if isn == Some(seg.seq) {
+            return false;
+        }
+        if f.closed() {
+            return true;
+        }
+        let distance =
+            (seg.seq.wrapping_add(1).wrapping_sub(me.seq_at(me.next)) as i32).unsigned_abs();
+        me.active() && distance > NEW_CONNECTION_DISTANCE
+    }
+
+    fn create<H: FlowHandler<State = S>>(
+        &mut self,
+        key: FlowKey,
+        seg: &Segment<'_>,
+        packet: PacketNo,
+        ts: Timestamp,
+        h: &mut H,
+    ) -> u32 {
+        while self.flows.len() >= self.cfg.max_flows.max(1) {
+            let victim = self
+                .flows
+                .oldest(CLASS_CLOSED as usize)
+                .or_else(|| self.flows.oldest_overall());
+            let Some(v) = victim else { break };
+            self.stats.flows_evicted += 1;
+            self.close_flow(v, CloseReason::Evicted, h);
+        }
+        let syn_ack = seg.flags & flags::SYN != 0 && seg.flags & flags::ACK != 0;
+        let (orig, resp) = if syn_ack {
+            (seg.dst, seg.src)
+        } else {
+            (seg.src, seg.dst)
+        };
+        let info = FlowInfo {
+            id: self.next_id,
+            orig,
+            resp,
+            first_packet: packet,
+            first_ts: ts,
+            isn: [None, None],
+        };
+        self.next_id += 1;
+        self.stats.flows_created += 1;
+        let state = h.open(&info);
+        let flow = Flow {
+            info,
+            state,
+            dirs: [DirState::default(), DirState::default()],
+            ignored: false,
+            rst: false,
+            last_seen: self.clock.unwrap_or(ts),
+        };
+        let idx = self.flows.insert(flow, CLASS_NEW);
+        self.map.insert(key, idx);
+        self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len() as u64);
+        idx
+    }
+
+    fn handle<H: FlowHandler<State = S>>(
+        &mut self,
+        idx: u32,
+        seg: &Segment<'_>,
+        packet: PacketNo,
+        ts: Timestamp,
+        h: &mut H,
+    ) {
+        let clock = self.clock.unwrap_or(ts);
+        let Some(flow) = self.flows.get_mut(idx) else {
+            return;
+        };
+        flow.last_seen = clock;
+        let side = flow.side_of(seg.src, seg.dst);
+        let px = Pkt { side, packet, ts };
+        let was_ignored = flow.ignored;
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            mem: &mut self.mem,
+        };
+        let Flow {
+            info,
+            state,
+            dirs,
+            ignored,
+            rst,
+            ..
+        } = flow;
+        let [d0, d1] = dirs;
+        let (me, peer) = match side {
+            Side::Orig => (d0, d1),
+            Side::Resp => (d1, d0),
+        };
+        me.seen = true;
+        me.window = seg.window;
+        let syn = seg.flags & flags::SYN != 0;
+        let outcome = track_syn(me, &mut info.isn[side.index()], seg, syn);
+        match outcome {
+            SynOutcome::Retransmitted => ctx.stats.syn_retransmissions += 1,
+            SynOutcome::Changed => ctx.stats.syn_seq_changes += 1,
+            SynOutcome::InWindow => ctx.stats.syn_in_window += 1,
+            SynOutcome::None => {}
+        }
+        let is_rst = seg.flags & flags::RST != 0;
+        let is_fin = seg.flags & flags::FIN != 0;
+        if *ignored {
+            *rst |= is_rst;
+            if is_fin {
+                me.fin_done = true;
+            }
+        } else {
+            let info: &FlowInfo = info;
+            let mut emit = |ev: StreamEvent<'_>| -> bool {
+                if *ignored {
+                    return false;
+                }
+                match h.event(state, info, ev) {
+                    Interest::Continue => true,
+                    Interest::Ignore => {
+                        *ignored = true;
+                        false
+                    }
+                }
+            };
+            let seg_flags = SegFlags {
+                syn,
+                fin: is_fin,
+                rst: is_rst,
+            };
+            on_segment(
+                me, peer, rst, seg, seg_flags, outcome, &px, &mut ctx, &mut emit,
+            );
+        }
+        if *ignored {
+            if !was_ignored {
+                ctx.stats.flows_ignored += 1;
+            }
+            me.release(&mut ctx);
+            peer.release(&mut ctx);
+        }
+        let class = flow.class();
+        self.flows.touch(idx, class);
+    }
+
+    fn close_flow<H: FlowHandler<State = S>>(&mut self, idx: u32, reason: CloseReason, h: &mut H) {
+        let Some(mut flow) = self.flows.remove(idx) else {
+            return;
+        };
+        let key = flow.key();
+        if self.map.get(&key) == Some(&idx) {
+            self.map.remove(&key);
+        }
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            mem: &mut self.mem,
+        };
+        let ts = self.clock.unwrap_or_default();
+        let Flow {
+            info,
+            state,
+            dirs,
+            ignored,
+            ..
+        } = &mut flow;
+        for (i, side) in [Side::Orig, Side::Resp].into_iter().enumerate() {
+            let Some(dir) = dirs.get_mut(i) else { continue };
+            if !*ignored {
+                let px = Pkt {
+                    side,
+                    packet: 0,
+                    ts,
+                };
+                let mut emit = |ev: StreamEvent<'_>| -> bool {
+                    if *ignored {
+                        return false;
+                    }
+                    match h.event(state, info, ev) {
+                        Interest::Continue => true,
+                        Interest::Ignore => {
+                            *ignored = true;
+                            false
+                        }
+                    }
+                };
+                dir.finish(&px, &mut ctx, &mut emit);
+            }
+            dir.release(&mut ctx);
+        }
+        // After the flush: a FIN behind a hole counts once the hole is a gap.
+        let reason = match reason {
+            CloseReason::Timeout | CloseReason::Evicted | CloseReason::EndOfInput if flow.rst => {
+                CloseReason::Rst
+            }
+            CloseReason::Timeout | CloseReason::Evicted | CloseReason::EndOfInput
+                if flow.closed() =>
+            {
+                CloseReason::Fin
+            }
+            r => r,
+        };
+        let Flow { info, state, .. } = flow;
+        h.close(state, &info, reason);
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SegFlags {
+    syn: bool,
+    fin: bool,
+    rst: bool,
+}
+
+/// Sets or checks the ISN of the sending direction.
+fn track_syn(me: &mut DirState, isn: &mut Option<u32>, seg: &Segment<'_>, syn: bool) -> SynOutcome {
+    if !syn {
+        if me.base.is_none() {
+            me.base = Some(seg.seq);
+        }
+        return SynOutcome::None;
+    }
+    if *isn == Some(seg.seq) {
+        return SynOutcome::Retransmitted;
+    }
+    let fresh = me.base.is_none();
+    if fresh || (!me.active() && me.next == 0) {
+        me.base = Some(seg.seq.wrapping_add(1));
+        *isn = Some(seg.seq);
+        return if fresh {
+            SynOutcome::None
+        } else {
+            SynOutcome::Changed
+        };
+    }
+    SynOutcome::InWindow
+}
+
+/// Flags, payload and FIN of one segment on a tracked, non-ignored flow.
+#[allow(clippy::too_many_arguments)]
+fn on_segment(
+    me: &mut DirState,
+    peer: &mut DirState,
+    rst: &mut bool,
+    seg: &Segment<'_>,
+    fl: SegFlags,
+    syn: SynOutcome,
+    px: &Pkt,
+    ctx: &mut Ctx<'_>,
+    emit: &mut Emit<'_>,
+) {
+    let _ = on_segment_inner(me, peer, rst, seg, fl, syn, px, ctx, emit);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_segment_inner(
+    me: &mut DirState,
+    peer: &mut DirState,
+    rst: &mut bool,
+    seg: &Segment<'_>,
+    fl: SegFlags,
+    syn: SynOutcome,
+    px: &Pkt,
+    ctx: &mut Ctx<'_>,
+    emit: &mut Emit<'_>,
+) -> Option<()> {
+    let go = |b: bool| if b { Some(()) } else { None };
+    match syn {
+        SynOutcome::Changed if me.once(reasm::ONCE_SYN_CHANGED) => {
+            let d = format!("SYN with sequence number {} before any data; ISN replaced (further ones counted in stats)", seg.seq);
+            go(emit(px.anomaly("tcp_syn_seq_changed", d)))?;
+        }
+        SynOutcome::InWindow if me.once(reasm::ONCE_SYN_CHANGED) => {
+            let d = format!(
+                "SYN with sequence number {} on a live connection near its stream position; ignored \
+                 (further ones counted in stats)",
+                seg.seq
+            );
+            go(emit(px.anomaly("tcp_syn_in_window", d)))?;
+        }
+        _ => {}
+    }
+    let plen = seg.payload.len() as u64;
+    if fl.rst {
+        if plen > 0 {
+            ctx.stats.rst_payload_bytes += plen;
+            let text: String =
+                String::from_utf8_lossy(seg.payload.get(..64).unwrap_or(seg.payload)).into();
+            let d = format!("RST carries {plen} bytes of payload, not stream data: {text:?}");
+            go(emit(px.anomaly("tcp_rst_with_payload", d)))?;
+        }
+        *rst = true;
+        go(me.finish(px, ctx, emit))?;
+        let peer_px = Pkt {
+            side: px.side.other(),
+            ..*px
+        };
+        go(peer.finish(&peer_px, ctx, emit))?;
+        if me.once(ONCE_RST_EVENT) {
+            go(emit(StreamEvent::Rst {
+                side: px.side,
+                packet: px.packet,
+                ts: px.ts,
+            }))?;
+        }
+        return Some(());
+    }
+    if seg.flags & flags::ACK != 0 {
+        let peer_px = Pkt {
+            side: px.side.other(),
+            ..*px
+        };
+        go(peer.on_ack(seg.ack, &peer_px, ctx, emit))?;
+    }
+    // Snaplen cannot legitimately cut more than an IP packet holds; a larger
+    // claim is corrupt metadata and must not move the stream by gigabytes.
+    let missing = (seg.missing as u64).min(u16::MAX as u64);
+    let off = me.offset_of(seg.seq.wrapping_add(fl.syn as u32));
+    let next = me.next.min(i64::MAX as u64) as i64;
+    let plain = !fl.syn && !fl.fin && missing == 0;
+    if plain && plen <= 1 && me.next > 0 && off == next - 1 {
+        ctx.stats.keepalives += 1;
+        return Some(());
+    }
+    if plain && plen == 1 && off == next && peer.seen && peer.window == 0 {
+        ctx.stats.zero_window_probes += 1;
+        return Some(());
+    }
+    if plen + missing > 0 {
+        me.payload_seen = true;
+        if *rst && me.once(reasm::ONCE_AFTER_RST) {
+            let d = format!(
+                "{} bytes sent after a RST on this connection; delivered",
+                plen + missing
+            );
+            go(emit(px.anomaly("tcp_data_after_rst", d)))?;
+        }
+    }
+    go(me.on_part(off, Part::Bytes(seg.payload), px, ctx, emit))?;
+    let lost_at = off.saturating_add(plen as i64);
+    go(me.on_part(
+        lost_at,
+        Part::Lost(missing, GapReason::SnapLen),
+        px,
+        ctx,
+        emit,
+    ))?;
+    if fl.fin {
+        let fin_off = lost_at.saturating_add(missing as i64);
+        if let Ok(f) = u64::try_from(fin_off) {
+            let first_fin = me.fin;
+            match first_fin {
+                None => me.set_fin(f, px.packet, px.ts),
+                Some(old) if old != f && me.once(reasm::ONCE_FIN_CHANGED) => {
+                    let d = format!(
+                        "FIN at stream offset {f} after a FIN at {old}; the first one stands"
+                    );
+                    go(emit(px.anomaly("tcp_fin_seq_changed", d)))?;
+                }
+                _ => {}
+            }
+            go(me.check_fin(px.side, emit))?;
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests;
