@@ -1183,3 +1183,24 @@ fn throughput() {
     println!("{} bytes in {secs:.3} s: {gbps:.2} GB/s", h.0);
     assert_eq!(h.0, n * payload.len() as u64);
 }
+
+/// A million live flows; run like `throughput`.
+#[test]
+#[ignore]
+fn million_flows() {
+    let mut t = T::new(TcpConfig::default());
+    let start = std::time::Instant::now();
+    for i in 0..1_000_000u32 {
+        let a = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 1234));
+        t.raw(a, srv(), 10, SYN, 100, b"", 0);
+    }
+    assert_eq!(t.table.len(), 1_000_000);
+    println!(
+        "1M flows in {:.2} s; Flow<u32> is {} bytes",
+        start.elapsed().as_secs_f64(),
+        std::mem::size_of::<Flow<u32>>()
+    );
+    t.rec.evs.clear();
+    t.finish();
+    assert_eq!(t.closes().len(), 1_000_000);
+}
