@@ -3,7 +3,7 @@
 
 use super::deflate::{self, ExtensionOffer, Negotiated};
 use super::target::Target;
-use super::transport::is_timeout;
+use super::transport::{is_timeout, Conn};
 use super::ReplayError;
 use crate::session::{DeflateRecord, ManifestSession};
 use base64::Engine as _;
@@ -309,11 +309,10 @@ pub fn check_response(head_bytes: &[u8], key: Option<&str>) -> Result<Accepted, 
 
 /// Reads an HTTP head (through the blank line) within `limit` bytes and
 /// `timeout`; returns the head and whatever bytes followed it.
-pub fn read_head<R: Read>(
-    r: &mut R,
+pub fn read_head(
+    r: &mut Conn,
     limit: usize,
     timeout: Duration,
-    set_timeout: impl Fn(Duration),
 ) -> Result<(Vec<u8>, Vec<u8>), ReplayError> {
     let deadline = Instant::now() + timeout;
     let mut buf = Vec::new();
@@ -336,7 +335,8 @@ pub fn read_head<R: Read>(
                 buf.len()
             )));
         }
-        set_timeout(left);
+        r.set_read_timeout(left)
+            .map_err(|e| ReplayError::local(format!("socket: {e}")))?;
         match r.read(&mut chunk) {
             Ok(0) => {
                 return Err(ReplayError::peer(format!(
