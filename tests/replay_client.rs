@@ -10,18 +10,22 @@ use support_replay::*;
 use tungstenite::Message;
 
 type Log = Arc<Mutex<Vec<(u8, Vec<u8>)>>>;
+type Headers = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A tungstenite echo server for one connection; logs every message and the
 /// request headers it saw. `mangle` changes text echoes (to provoke differences).
-fn echo_server(mangle: bool) -> (u16, Log, Arc<Mutex<Vec<(String, String)>>>, std::thread::JoinHandle<()>) {
+fn echo_server(mangle: bool) -> (u16, Log, Headers, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let log: Log = Arc::default();
-    let headers: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let headers: Headers = Arc::default();
     let (log2, headers2) = (log.clone(), headers.clone());
     let h = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        #[allow(clippy::result_large_err)] // tungstenite's callback signature
         let cb = |req: &tungstenite::handshake::server::Request, resp| {
             let mut hs = headers2.lock().unwrap();
             hs.push(("uri".into(), req.uri().to_string()));
@@ -35,7 +39,11 @@ fn echo_server(mangle: bool) -> (u16, Log, Arc<Mutex<Vec<(String, String)>>>, st
             match ws.read() {
                 Ok(Message::Text(t)) => {
                     log2.lock().unwrap().push((TEXT, t.as_bytes().to_vec()));
-                    let reply = if mangle { t.replace("world", "WORLD") } else { t };
+                    let reply = if mangle {
+                        t.replace("world", "WORLD")
+                    } else {
+                        t
+                    };
                     ws.send(Message::Text(reply)).unwrap();
                 }
                 Ok(Message::Binary(b)) => {
@@ -44,7 +52,9 @@ fn echo_server(mangle: bool) -> (u16, Log, Arc<Mutex<Vec<(String, String)>>>, st
                 }
                 Ok(Message::Ping(p)) => log2.lock().unwrap().push((PING, p)),
                 Ok(Message::Close(c)) => {
-                    let p = c.map(|c| close_payload(c.code.into(), &c.reason)).unwrap_or_default();
+                    let p = c
+                        .map(|c| close_payload(c.code.into(), &c.reason))
+                        .unwrap_or_default();
                     log2.lock().unwrap().push((CLOSE, p));
                 }
                 Ok(_) => {}
@@ -98,8 +108,19 @@ fn tungstenite_echo_server_receives_exactly_the_recorded_client_messages() {
         30,
     );
     server.join().unwrap();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    let want: Vec<(u8, Vec<u8>)> = spec.messages.iter().filter(|m| m.c2s).map(|m| (m.opcode, m.payload.clone())).collect();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let want: Vec<(u8, Vec<u8>)> = spec
+        .messages
+        .iter()
+        .filter(|m| m.c2s)
+        .map(|m| (m.opcode, m.payload.clone()))
+        .collect();
     assert_eq!(*log.lock().unwrap(), want);
     let report = out.json();
     assert_eq!(report["comparison"]["same"], true, "{report}");
@@ -107,12 +128,23 @@ fn tungstenite_echo_server_receives_exactly_the_recorded_client_messages() {
     assert_eq!(report["comparison"]["equal"], 5);
     assert_eq!(report["ended_by"], "close_frame");
     let hs = headers.lock().unwrap();
-    let get = |n: &str| hs.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
-    assert_eq!(get("uri").as_deref(), Some("/chat"), "recorded URI kept when the target has no path");
+    let get = |n: &str| {
+        hs.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        get("uri").as_deref(),
+        Some("/chat"),
+        "recorded URI kept when the target has no path"
+    );
     assert_eq!(get("host"), Some(format!("127.0.0.1:{port}")));
     assert_eq!(get("cookie").as_deref(), Some("sid=fresh"));
     assert_eq!(get("user-agent"), None);
-    assert_ne!(get("sec-websocket-key").as_deref(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+    assert_ne!(
+        get("sec-websocket-key").as_deref(),
+        Some("dGhlIHNhbXBsZSBub25jZQ==")
+    );
 }
 
 #[test]
@@ -134,8 +166,19 @@ fn a_differing_server_is_reported_and_fails_expect_same() {
         30,
     );
     server.join().unwrap();
-    assert_eq!(out.code, Some(1), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("first difference at message 0 (payload) at byte 6"), "{}", out.stdout);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("first difference at message 0 (payload) at byte 6"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("\"hello WORLD\""), "{}", out.stdout);
 }
 
@@ -159,7 +202,13 @@ fn ignore_masks_the_volatile_part() {
         30,
     );
     server.join().unwrap();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(out.json()["comparison"]["same"], true);
 }
 
@@ -175,13 +224,28 @@ fn pacing_follows_recorded_timing() {
     let (port, _log, _h, server) = echo_server(false);
     let t = std::time::Instant::now();
     let out = run(
-        wsreplay().arg("client").arg(dir.path()).args(["--target", &format!("ws://127.0.0.1:{port}"), "--speed", "1", "--expect-same"]),
+        wsreplay().arg("client").arg(dir.path()).args([
+            "--target",
+            &format!("ws://127.0.0.1:{port}"),
+            "--speed",
+            "1",
+            "--expect-same",
+        ]),
         30,
     );
     server.join().unwrap();
     let took = t.elapsed();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    assert!(took >= Duration::from_millis(1150), "finished too early: {took:?}");
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        took >= Duration::from_millis(1150),
+        "finished too early: {took:?}"
+    );
     assert!(took < Duration::from_secs(8), "took {took:?}");
 }
 
@@ -254,7 +318,13 @@ fn python_websockets_deflate_server_gets_recompressed_messages() {
     }
     let _ = py.kill();
     let _ = py.wait();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(seen[0]["data"], long.as_str());
     assert_eq!(seen[1]["data"], long.as_str());
     assert_eq!(seen[2]["data"], "09".repeat(300));

@@ -6,9 +6,11 @@ use std::net::TcpListener;
 use std::time::Duration;
 use support_replay::*;
 
+type HeadAndBody = (Vec<u8>, Vec<u8>);
+
 /// A plain TCP server that answers the handshake (when `answer`) and keeps
 /// the request head and the next `want` bytes it receives.
-fn recording_server(want: usize, answer: bool) -> (u16, std::thread::JoinHandle<(Vec<u8>, Vec<u8>)>) {
+fn recording_server(want: usize, answer: bool) -> (u16, std::thread::JoinHandle<HeadAndBody>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let h = std::thread::spawn(move || {
@@ -60,11 +62,24 @@ fn raw_client_sends_c2s_bin_exactly() {
     let c2s_bin = std::fs::read(session_file(dir.path(), 1, "c2s.bin")).unwrap();
     let (port, server) = recording_server(c2s_bin.len(), true);
     let out = run(
-        wsreplay().arg("client").arg(dir.path()).args(["--raw", "--target", &format!("ws://127.0.0.1:{port}/"), "--timeout", "3", "--json"]),
+        wsreplay().arg("client").arg(dir.path()).args([
+            "--raw",
+            "--target",
+            &format!("ws://127.0.0.1:{port}/"),
+            "--timeout",
+            "3",
+            "--json",
+        ]),
         30,
     );
     let (head, body) = server.join().unwrap();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(body, c2s_bin);
     assert!(String::from_utf8_lossy(&head).contains(&format!("Host: 127.0.0.1:{port}")));
     let report = out.json();
@@ -91,7 +106,13 @@ fn raw_with_handshake_sends_the_recorded_request_bytes() {
         30,
     );
     let (head, body) = server.join().unwrap();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(head, request);
     assert_eq!(body, c2s_bin);
 }
@@ -101,14 +122,24 @@ fn raw_server_sends_s2c_bin_exactly() {
     let dir = tempfile::tempdir().unwrap();
     write_export(dir.path(), &raw_spec());
     let s2c_bin = std::fs::read(session_file(dir.path(), 1, "s2c.bin")).unwrap();
-    let (child, addr, _err) = spawn_server(wsreplay().arg("server").arg(dir.path()).args(["--raw", "--listen", "127.0.0.1:0", "--timeout", "2"]));
+    let (child, addr, _err) = spawn_server(wsreplay().arg("server").arg(dir.path()).args([
+        "--raw",
+        "--listen",
+        "127.0.0.1:0",
+        "--timeout",
+        "2",
+    ]));
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
     let out = wait(child, 20);
-    let end = all.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
     assert!(all.starts_with(b"HTTP/1.1 101"));
     assert!(String::from_utf8_lossy(&all[..end]).contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     assert_eq!(&all[end..], &s2c_bin[..]);

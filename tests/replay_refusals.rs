@@ -16,18 +16,33 @@ fn spec() -> Spec {
 
 fn client(dir: &std::path::Path, extra: &[&str]) -> Outcome {
     // Port 9 on loopback: nothing should listen; refusals must happen before connecting.
-    run(wsreplay().arg("client").arg(dir).args(["--target", "ws://127.0.0.1:9/", "--timeout", "2"]).args(extra), 20)
+    run(
+        wsreplay()
+            .arg("client")
+            .arg(dir)
+            .args(["--target", "ws://127.0.0.1:9/", "--timeout", "2"])
+            .args(extra),
+        20,
+    )
 }
 
 #[test]
 fn session_with_gaps_is_refused_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec();
-    s.gaps.push(ExportGap { dir: "s2c".into(), offset: 3, len: 1448 });
+    s.gaps.push(ExportGap {
+        dir: "s2c".into(),
+        offset: 3,
+        len: 1448,
+    });
     write_export(dir.path(), &s);
     let out = client(dir.path(), &[]);
     assert_eq!(out.code, Some(5), "{}", out.stderr);
-    assert!(out.stderr.contains("1 gap(s), 1448 bytes") && out.stderr.contains("--allow-gaps"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 gap(s), 1448 bytes") && out.stderr.contains("--allow-gaps"),
+        "{}",
+        out.stderr
+    );
     // Allowed: it proceeds to connect, and fails there (nothing listens on port 9).
     let out = client(dir.path(), &["--allow-gaps"]);
     assert_eq!(out.code, Some(4), "{}", out.stderr);
@@ -62,7 +77,10 @@ fn missing_export_and_schema_mismatch_are_status_3() {
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     write_export(dir.path(), &spec());
     let manifest = dir.path().join("manifest.json");
-    let text = std::fs::read_to_string(&manifest).unwrap().replacen("\"schema\": 1", "\"schema\": 99", 1);
+    let text =
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replacen("\"schema\": 1", "\"schema\": 99", 1);
     std::fs::write(&manifest, text).unwrap();
     let out = client(dir.path(), &[]);
     assert_eq!(out.code, Some(3), "{}", out.stderr);
@@ -80,25 +98,55 @@ fn plain_http_target_is_status_4() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0u8; 4096];
         let _ = s.read(&mut buf);
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+        s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .unwrap();
     });
-    let out = run(wsreplay().arg("client").arg(dir.path()).args(["--target", &format!("ws://127.0.0.1:{port}/"), "--timeout", "3"]), 20);
+    let out = run(
+        wsreplay().arg("client").arg(dir.path()).args([
+            "--target",
+            &format!("ws://127.0.0.1:{port}/"),
+            "--timeout",
+            "3",
+        ]),
+        20,
+    );
     server.join().unwrap();
     assert_eq!(out.code, Some(4), "{}", out.stderr);
-    assert!(out.stderr.contains("not a WebSocket server") && out.stderr.contains("200 OK"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a WebSocket server") && out.stderr.contains("200 OK"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn bad_usage_is_status_2_and_list_prints_sessions() {
     let dir = tempfile::tempdir().unwrap();
     write_export(dir.path(), &spec());
-    let out = run(wsreplay().arg("client").arg(dir.path()).args(["--target", "http://x/"]), 20);
+    let out = run(
+        wsreplay()
+            .arg("client")
+            .arg(dir.path())
+            .args(["--target", "http://x/"]),
+        20,
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     let out = run(wsreplay().arg("client").arg(dir.path()), 20);
     assert_eq!(out.code, Some(2), "missing --target: {}", out.stderr);
     let out = run(wsreplay().arg("list").arg(dir.path()), 20);
     assert_eq!(out.code, Some(0));
-    assert!(out.stdout.contains("10.0.0.1:50000 -> 10.0.0.2:8765  /chat  c2s=1 s2c=1"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("10.0.0.1:50000 -> 10.0.0.2:8765  /chat  c2s=1 s2c=1"),
+        "{}",
+        out.stdout
+    );
     let help = run(wsreplay().arg("--help"), 20);
-    assert!(help.stdout.contains("5  session refused"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("5  session refused"),
+        "{}",
+        help.stdout
+    );
 }

@@ -38,31 +38,48 @@ fn tungstenite_client_receives_exactly_the_recorded_server_messages() {
         "--json",
         "--expect-same",
     ]));
-    let mut req = tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/any")).unwrap();
-    req.headers_mut().insert("Sec-WebSocket-Protocol", "chat.v1".parse().unwrap());
+    let mut req =
+        tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/any"))
+            .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "chat.v1".parse().unwrap());
     let stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let (mut ws, resp) = tungstenite::client(req, stream).unwrap();
-    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "chat.v1");
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "chat.v1"
+    );
     let mut got = Vec::new();
     got.push(ws.read().unwrap());
     got.push(ws.read().unwrap());
     ws.send(Message::Text("hi".into())).unwrap();
     got.push(ws.read().unwrap());
-    ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye".into() })).unwrap();
-    loop {
-        match ws.read() {
-            Ok(m) => got.push(m),
-            Err(_) => break,
-        }
+    ws.close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .unwrap();
+    while let Ok(m) = ws.read() {
+        got.push(m);
     }
     let out = wait(child, 20);
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(got[0], Message::Text("welcome".into()));
     assert_eq!(got[1], Message::Binary(vec![1, 2, 3, 4, 5]));
     assert_eq!(got[2], Message::Text("ack: hi".into()));
     match &got[3] {
-        Message::Close(Some(f)) => assert_eq!((u16::from(f.code), f.reason.as_ref()), (1000, "bye")),
+        Message::Close(Some(f)) => {
+            assert_eq!((u16::from(f.code), f.reason.as_ref()), (1000, "bye"))
+        }
         other => panic!("expected the recorded close, got {other:?}"),
     }
     assert_eq!(got.len(), 4);
@@ -88,7 +105,9 @@ fn a_client_sending_something_else_is_reported() {
         "--expect-same",
     ]));
     let stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/"), stream).unwrap();
     ws.read().unwrap();
     ws.read().unwrap();
@@ -97,15 +116,31 @@ fn a_client_sending_something_else_is_reported() {
     ws.close(None).unwrap();
     while ws.read().is_ok() {}
     let out = wait(child, 20);
-    assert_eq!(out.code, Some(1), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("first difference at message 0 (payload) at byte 1"), "{}", out.stdout);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("first difference at message 0 (payload) at byte 1"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
 fn a_non_websocket_client_gets_status_4() {
     let dir = tempfile::tempdir().unwrap();
     write_export(dir.path(), &server_spec());
-    let (child, addr, stderr) = spawn_server(wsreplay().arg("server").arg(dir.path()).args(["--listen", "127.0.0.1:0", "--timeout", "3"]));
+    let (child, addr, stderr) = spawn_server(wsreplay().arg("server").arg(dir.path()).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--timeout",
+        "3",
+    ]));
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -158,7 +193,10 @@ fn python_websockets_client_with_deflate_receives_the_recorded_messages() {
         "--json",
         "--expect-same",
     ]));
-    let py = run(Command::new("python3").args(["-c", PY_CLIENT, &format!("ws://{addr}/")]), 30);
+    let py = run(
+        Command::new("python3").args(["-c", PY_CLIENT, &format!("ws://{addr}/")]),
+        30,
+    );
     let out = wait(child, 20);
     assert_eq!(py.code, Some(0), "python: {}", py.stderr);
     let got: serde_json::Value = serde_json::from_str(py.stdout.trim()).unwrap();
@@ -166,7 +204,13 @@ fn python_websockets_client_with_deflate_receives_the_recorded_messages() {
     assert_eq!(got["msgs"][0], long.as_str());
     assert_eq!(got["msgs"][1], "hex:0102030405");
     assert_eq!(got["msgs"][2], "ack: hi");
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     let report = out.json();
     assert_eq!(report["handshake"]["deflate"], true);
     assert_eq!(report["comparison"]["same"], true, "{report}");

@@ -27,7 +27,9 @@ fn tls_echo_server(cert: &rcgen::CertifiedKey) -> (u16, std::thread::JoinHandle<
         let conn = rustls::ServerConnection::new(config).unwrap();
         let tls = rustls::StreamOwned::new(conn, tcp);
         let mut got = Vec::new();
-        let Ok(mut ws) = tungstenite::accept(tls) else { return got };
+        let Ok(mut ws) = tungstenite::accept(tls) else {
+            return got;
+        };
         loop {
             match ws.read() {
                 Ok(Message::Text(t)) => {
@@ -79,7 +81,17 @@ fn replay(dir: &tempfile::TempDir, port: u16, extra: &[&str]) -> Outcome {
         wsreplay()
             .arg("client")
             .arg(dir.path().join("export"))
-            .args(["--target", &format!("wss://localhost:{port}/"), "--speed", "0", "--wait-replies", "--timeout", "5", "--json", "--expect-same"])
+            .args([
+                "--target",
+                &format!("wss://localhost:{port}/"),
+                "--speed",
+                "0",
+                "--wait-replies",
+                "--timeout",
+                "5",
+                "--json",
+                "--expect-same",
+            ])
             .args(extra),
         30,
     )
@@ -91,7 +103,13 @@ fn wss_round_trip_with_ca_file() {
     let (port, server) = tls_echo_server(&cert);
     let out = replay(&dir, port, &["--ca", pem.to_str().unwrap()]);
     let got = server.join().unwrap();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(got, vec!["over tls".to_string()]);
     assert_eq!(out.json()["comparison"]["same"], true);
 }
@@ -102,7 +120,13 @@ fn wss_round_trip_insecure() {
     let (port, server) = tls_echo_server(&cert);
     let out = replay(&dir, port, &["--insecure"]);
     let got = server.join().unwrap();
-    assert_eq!(out.code, Some(0), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(got, vec!["over tls".to_string()]);
 }
 
@@ -112,7 +136,13 @@ fn wss_untrusted_certificate_is_refused() {
     let (port, server) = tls_echo_server(&cert);
     let out = replay(&dir, port, &[]);
     let got = server.join().unwrap();
-    assert_eq!(out.code, Some(4), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(4),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     assert!(out.stderr.contains("TLS handshake"), "{}", out.stderr);
     assert!(got.is_empty());
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use wssniff::replay::export::{refusal_reason, Export, LoadedSession};
 use wssniff::replay::handshake::HeaderEdits;
-use wssniff::replay::run::{run_client, run_server, Report, ReplayOptions};
+use wssniff::replay::run::{run_client, run_server, ReplayOptions, Report};
 use wssniff::replay::target::Target;
 use wssniff::replay::transport::TlsOptions;
 use wssniff::replay::{ExitStatus, ReplayError, ReplayLimits};
@@ -185,7 +185,11 @@ fn list(dir: &std::path::Path, json: bool) -> Result<ExitStatus, ReplayError> {
                 s.uri,
                 s.messages.c2s,
                 s.messages.s2c,
-                if s.gaps.is_empty() { String::new() } else { format!("  gaps={}", s.gaps.len()) },
+                if s.gaps.is_empty() {
+                    String::new()
+                } else {
+                    format!("  gaps={}", s.gaps.len())
+                },
                 if s.incomplete { "  incomplete" } else { "" }
             );
         }
@@ -199,7 +203,10 @@ fn options(c: &Common, wait: bool) -> Result<ReplayOptions, ReplayError> {
         return Err(usage(format!("--speed {speed}: must be 0 or positive")));
     }
     if !c.timeout.is_finite() || c.timeout <= 0.0 || c.timeout > 86_400.0 {
-        return Err(usage(format!("--timeout {}: must be between 0 and 86400 seconds", c.timeout)));
+        return Err(usage(format!(
+            "--timeout {}: must be between 0 and 86400 seconds",
+            c.timeout
+        )));
     }
     let ignore = c
         .ignore

@@ -183,7 +183,16 @@ mod tests {
 
     #[test]
     fn equal_sequences_are_same() {
-        let exp = [Expected { opcode: 1, payload: b"a" }, Expected { opcode: 2, payload: b"\x00" }];
+        let exp = [
+            Expected {
+                opcode: 1,
+                payload: b"a",
+            },
+            Expected {
+                opcode: 2,
+                payload: b"\x00",
+            },
+        ];
         let c = compare(&exp, &[rx(1, b"a"), rx(2, b"\x00")], &[]);
         assert!(c.same);
         assert_eq!((c.equal, c.different), (2, 0));
@@ -193,9 +202,18 @@ mod tests {
     #[test]
     fn first_difference_has_offset_and_excerpts() {
         let exp = [
-            Expected { opcode: 1, payload: b"same" },
-            Expected { opcode: 1, payload: b"hello world" },
-            Expected { opcode: 1, payload: b"missing" },
+            Expected {
+                opcode: 1,
+                payload: b"same",
+            },
+            Expected {
+                opcode: 1,
+                payload: b"hello world",
+            },
+            Expected {
+                opcode: 1,
+                payload: b"missing",
+            },
         ];
         let c = compare(&exp, &[rx(1, b"same"), rx(1, b"hello there")], &[]);
         assert!(!c.same);
@@ -208,7 +226,10 @@ mod tests {
 
     #[test]
     fn opcode_and_extra_are_differences() {
-        let exp = [Expected { opcode: 1, payload: b"x" }];
+        let exp = [Expected {
+            opcode: 1,
+            payload: b"x",
+        }];
         let c = compare(&exp, &[rx(2, b"x"), rx(9, b"")], &[]);
         assert_eq!(c.first_difference.unwrap().kind, "opcode");
         assert_eq!(c.different, 2);
@@ -218,12 +239,18 @@ mod tests {
     #[test]
     fn ignore_masks_volatile_text_on_both_sides() {
         let re = vec![Regex::new(r#""ts":\d+"#).unwrap()];
-        let exp = [Expected { opcode: 1, payload: br#"{"ts":111,"v":1}"# }];
+        let exp = [Expected {
+            opcode: 1,
+            payload: br#"{"ts":111,"v":1}"#,
+        }];
         assert!(compare(&exp, &[rx(1, br#"{"ts":999999,"v":1}"#)], &re).same);
         assert!(!compare(&exp, &[rx(1, br#"{"ts":999999,"v":2}"#)], &re).same);
         assert!(!compare(&exp, &[rx(1, br#"{"ts":999999,"v":1}"#)], &[]).same);
         // Binary payloads are never masked.
-        let bin = [Expected { opcode: 2, payload: br#""ts":1"# }];
+        let bin = [Expected {
+            opcode: 2,
+            payload: br#""ts":1"#,
+        }];
         assert!(!compare(&bin, &[rx(2, br#""ts":2"#)], &re).same);
     }
 

@@ -59,7 +59,10 @@ pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Ex
             let params = parts
                 .filter(|p| !p.is_empty())
                 .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (k.trim().to_string(), Some(v.trim().trim_matches('"').to_string())),
+                    Some((k, v)) => (
+                        k.trim().to_string(),
+                        Some(v.trim().trim_matches('"').to_string()),
+                    ),
                     None => (p.to_string(), None),
                 })
                 .collect();
@@ -212,7 +215,8 @@ impl Decompressor {
         let mut input = Vec::with_capacity(data.len() + SYNC_TAIL.len());
         input.extend_from_slice(data);
         input.extend_from_slice(&SYNC_TAIL);
-        let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(3).clamp(64, limit.max(64)));
+        let mut out: Vec<u8> =
+            Vec::with_capacity(data.len().saturating_mul(3).clamp(64, limit.max(64)));
         let start_in = self.inner.total_in();
         loop {
             let consumed = usize::try_from(self.inner.total_in() - start_in).unwrap_or(usize::MAX);
@@ -235,7 +239,9 @@ impl Decompressor {
             if matches!(status, Status::StreamEnd) || (all_in && out.len() < out.capacity()) {
                 return Ok(out);
             }
-            if before == (self.inner.total_in(), self.inner.total_out()) && out.len() < out.capacity() {
+            if before == (self.inner.total_in(), self.inner.total_out())
+                && out.len() < out.capacity()
+            {
                 return Err(InflateError::Corrupt("truncated deflate data".into()));
             }
         }
@@ -256,10 +262,24 @@ mod tests {
                 };
                 let mut c = Compressor::new(p);
                 let mut d = Decompressor::new(p);
-                for msg in [&b"hello hello hello"[..], b"", b"hello again, hello hello", &[0u8; 70_000][..]] {
+                for msg in [
+                    &b"hello hello hello"[..],
+                    b"",
+                    b"hello again, hello hello",
+                    &[0u8; 70_000][..],
+                ] {
                     let z = c.compress(msg);
                     assert!(!z.ends_with(&SYNC_TAIL));
-                    assert_eq!(d.decompress(&z, 1 << 20).map_err(|e| format!("{e:?} nct={nct} bits={bits} len={} z={:?}", msg.len(), &z[..z.len().min(20)])).unwrap(), msg);
+                    assert_eq!(
+                        d.decompress(&z, 1 << 20)
+                            .map_err(|e| format!(
+                                "{e:?} nct={nct} bits={bits} len={} z={:?}",
+                                msg.len(),
+                                &z[..z.len().min(20)]
+                            ))
+                            .unwrap(),
+                        msg
+                    );
                 }
             }
         }
@@ -296,7 +316,10 @@ mod tests {
         assert!(!n.client.no_context_takeover);
         assert!(n.server.no_context_takeover);
         assert_eq!(n.server.max_window_bits, 15);
-        assert_eq!(accepted(&parse_extensions(["x-webkit-deflate-frame"])), None);
+        assert_eq!(
+            accepted(&parse_extensions(["x-webkit-deflate-frame"])),
+            None
+        );
     }
 
     #[test]

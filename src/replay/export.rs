@@ -282,9 +282,8 @@ fn parse_messages(jsonl: &[u8], session: u64) -> Result<Vec<Recorded>, ReplayErr
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let rec: MessageRecord = serde_json::from_slice(line).map_err(|e| {
-            ReplayError::export(format!("messages.jsonl line {}: {e}", n + 1))
-        })?;
+        let rec: MessageRecord = serde_json::from_slice(line)
+            .map_err(|e| ReplayError::export(format!("messages.jsonl line {}: {e}", n + 1)))?;
         if rec.session != session {
             return Err(ReplayError::export(format!(
                 "messages.jsonl line {}: belongs to session {}, not {session}",
@@ -292,9 +291,10 @@ fn parse_messages(jsonl: &[u8], session: u64) -> Result<Vec<Recorded>, ReplayErr
                 rec.session
             )));
         }
-        out.push(recorded_from(rec).map_err(|e| {
-            ReplayError::export(format!("messages.jsonl line {}: {e}", n + 1))
-        })?);
+        out.push(
+            recorded_from(rec)
+                .map_err(|e| ReplayError::export(format!("messages.jsonl line {}: {e}", n + 1)))?,
+        );
     }
     Ok(out)
 }
@@ -416,7 +416,10 @@ mod tests {
         assert_eq!(msgs[1].payload, b"hi");
         assert!(msgs[1].partial);
         assert_eq!(msgs[1].ts, None);
-        assert!(parse_messages(line, 2).is_err(), "wrong session must be rejected");
+        assert!(
+            parse_messages(line, 2).is_err(),
+            "wrong session must be rejected"
+        );
         assert!(parse_messages(b"{not json}\n", 1).is_err());
     }
 

@@ -124,7 +124,12 @@ impl Head {
 
 fn headers_of(raw: &[httparse::Header<'_>]) -> Vec<(String, String)> {
     raw.iter()
-        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
         .collect()
 }
 
@@ -172,7 +177,9 @@ pub fn build_client_request(
 ) -> ClientRequest {
     let mut notes = Vec::new();
     let head = parse_request(recorded).unwrap_or_else(|e| {
-        notes.push(format!("recorded request unreadable ({e}); built one from the manifest"));
+        notes.push(format!(
+            "recorded request unreadable ({e}); built one from the manifest"
+        ));
         Head {
             uri: meta.uri.clone(),
             ..Default::default()
@@ -219,7 +226,10 @@ pub fn build_client_request(
             }
             continue;
         }
-        if matches!(lower.as_str(), "content-length" | "transfer-encoding" | "sec-websocket-accept") {
+        if matches!(
+            lower.as_str(),
+            "content-length" | "transfer-encoding" | "sec-websocket-accept"
+        ) {
             continue;
         }
         headers.push((name.clone(), value.clone()));
@@ -271,20 +281,29 @@ pub struct Accepted {
 /// Validates a 101 answer to a request sent with `key` (`None`: skip the
 /// accept check, for `--with-handshake`, whose key is the recorded one).
 pub fn check_response(head_bytes: &[u8], key: Option<&str>) -> Result<Accepted, ReplayError> {
-    let head = parse_response(head_bytes).map_err(|e| ReplayError::peer(format!("the target is not a WebSocket server: {e}")))?;
-    let first_line = String::from_utf8_lossy(head_bytes.split(|&b| b == b'\n').next().unwrap_or_default())
-        .trim_end()
-        .to_string();
+    let head = parse_response(head_bytes)
+        .map_err(|e| ReplayError::peer(format!("the target is not a WebSocket server: {e}")))?;
+    let first_line =
+        String::from_utf8_lossy(head_bytes.split(|&b| b == b'\n').next().unwrap_or_default())
+            .trim_end()
+            .to_string();
     if head.status != 101 {
         return Err(ReplayError::peer(format!(
             "the target is not a WebSocket server (or refused the upgrade): it answered {first_line:?}"
         )));
     }
-    if !head.all("upgrade").any(|v| v.trim().eq_ignore_ascii_case("websocket")) {
-        return Err(ReplayError::peer("the target's 101 lacks 'Upgrade: websocket'"));
+    if !head
+        .all("upgrade")
+        .any(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    {
+        return Err(ReplayError::peer(
+            "the target's 101 lacks 'Upgrade: websocket'",
+        ));
     }
     if !head.has_token("connection", "upgrade") {
-        return Err(ReplayError::peer("the target's 101 lacks 'Connection: Upgrade'"));
+        return Err(ReplayError::peer(
+            "the target's 101 lacks 'Connection: Upgrade'",
+        ));
     }
     if let Some(key) = key {
         let want = accept_key(key);
@@ -297,10 +316,17 @@ pub fn check_response(head_bytes: &[u8], key: Option<&str>) -> Result<Accepted, 
             }
         }
     }
-    let extensions: Vec<String> = head.all("sec-websocket-extensions").map(str::to_string).collect();
-    let deflate = deflate::accepted(&deflate::parse_extensions(extensions.iter().map(String::as_str)));
+    let extensions: Vec<String> = head
+        .all("sec-websocket-extensions")
+        .map(str::to_string)
+        .collect();
+    let deflate = deflate::accepted(&deflate::parse_extensions(
+        extensions.iter().map(String::as_str),
+    ));
     Ok(Accepted {
-        subprotocol: head.get("sec-websocket-protocol").map(|s| s.trim().to_string()),
+        subprotocol: head
+            .get("sec-websocket-protocol")
+            .map(|s| s.trim().to_string()),
         head,
         extensions,
         deflate,
@@ -358,7 +384,10 @@ fn excerpt_note(buf: &[u8]) -> String {
         return String::new();
     }
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
-    format!(", starting {:?}", String::from_utf8_lossy(line.get(..80).unwrap_or(line)).trim_end())
+    format!(
+        ", starting {:?}",
+        String::from_utf8_lossy(line.get(..80).unwrap_or(line)).trim_end()
+    )
 }
 
 /// A client's opening handshake, as the replaying server sees it.
@@ -374,9 +403,15 @@ pub struct ClientHello {
 pub fn check_request(head_bytes: &[u8]) -> Result<ClientHello, String> {
     let head = parse_request(head_bytes)?;
     if head.method != "GET" {
-        return Err(format!("method {} (a WebSocket handshake is a GET)", head.method));
+        return Err(format!(
+            "method {} (a WebSocket handshake is a GET)",
+            head.method
+        ));
     }
-    if !head.all("upgrade").any(|v| v.trim().eq_ignore_ascii_case("websocket")) {
+    if !head
+        .all("upgrade")
+        .any(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    {
         return Err("no 'Upgrade: websocket'".into());
     }
     if !head.has_token("connection", "upgrade") {
@@ -385,7 +420,11 @@ pub fn check_request(head_bytes: &[u8]) -> Result<ClientHello, String> {
     if head.get("sec-websocket-version").map(str::trim) != Some("13") {
         return Err("Sec-WebSocket-Version is not 13".into());
     }
-    let key = head.get("sec-websocket-key").map(str::trim).unwrap_or_default().to_string();
+    let key = head
+        .get("sec-websocket-key")
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
     match base64::engine::general_purpose::STANDARD.decode(&key) {
         Ok(k) if k.len() == 16 => {}
         _ => return Err(format!("bad Sec-WebSocket-Key {key:?}")),
@@ -412,7 +451,9 @@ pub fn recorded_deflate(meta: &ManifestSession) -> Option<Negotiated> {
         max_window_bits: d.max_window_bits.clamp(8, 15),
     };
     match (&meta.deflate_c2s, &meta.deflate_s2c) {
-        (None, None) => deflate::accepted(&deflate::parse_extensions(meta.extensions.iter().map(String::as_str))),
+        (None, None) => deflate::accepted(&deflate::parse_extensions(
+            meta.extensions.iter().map(String::as_str),
+        )),
         (c, s) => Some(Negotiated {
             client: c.as_ref().map(conv).unwrap_or_default(),
             server: s.as_ref().map(conv).unwrap_or_default(),
@@ -422,9 +463,17 @@ pub fn recorded_deflate(meta: &ManifestSession) -> Option<Negotiated> {
 
 /// The server's 101 answer: the recorded subprotocol if offered, the
 /// recorded permessage-deflate if offered.
-pub fn build_server_response(hello: &ClientHello, meta: &ManifestSession) -> (Vec<u8>, Option<String>, Option<Negotiated>) {
-    let mut out = String::from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
-    out.push_str(&format!("Sec-WebSocket-Accept: {}\r\n", accept_key(&hello.key)));
+pub fn build_server_response(
+    hello: &ClientHello,
+    meta: &ManifestSession,
+) -> (Vec<u8>, Option<String>, Option<Negotiated>) {
+    let mut out = String::from(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
+    out.push_str(&format!(
+        "Sec-WebSocket-Accept: {}\r\n",
+        accept_key(&hello.key)
+    ));
     let protocol = meta
         .subprotocol
         .as_ref()
@@ -455,7 +504,10 @@ mod tests {
 
     #[test]
     fn rfc6455_accept_example() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
         assert_ne!(fresh_key(), fresh_key());
     }
 
@@ -467,7 +519,10 @@ mod tests {
     fn client_request_rewrites_host_key_and_applies_edits() {
         let target = Target::parse("ws://127.0.0.1:9/").unwrap();
         let edits = HeaderEdits {
-            set: vec![("Cookie".into(), "session=new".into()), ("X-New".into(), "1".into())],
+            set: vec![
+                ("Cookie".into(), "session=new".into()),
+                ("X-New".into(), "1".into()),
+            ],
             drop: vec!["x-drop".into()],
         };
         let req = build_client_request(&recorded(), &ManifestSession::default(), &target, &edits);
@@ -492,7 +547,12 @@ mod tests {
     #[test]
     fn client_request_uses_recorded_uri_without_target_path() {
         let target = Target::parse("ws://127.0.0.1:9").unwrap();
-        let req = build_client_request(&recorded(), &ManifestSession::default(), &target, &HeaderEdits::default());
+        let req = build_client_request(
+            &recorded(),
+            &ManifestSession::default(),
+            &target,
+            &HeaderEdits::default(),
+        );
         assert_eq!(req.uri, "/chat?room=1");
     }
 
@@ -503,7 +563,8 @@ mod tests {
         let acc = check_response(ok, Some(key)).unwrap();
         assert!(acc.deflate.unwrap().server.no_context_takeover);
         assert!(check_response(ok, Some("AAAAAAAAAAAAAAAAAAAAAA==")).is_err());
-        let e = check_response(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Some(key)).unwrap_err();
+        let e =
+            check_response(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Some(key)).unwrap_err();
         assert!(e.message.contains("200 OK"), "{}", e.message);
         assert_eq!(e.status, super::super::ExitStatus::Peer);
         assert!(check_response(b"SSH-2.0-OpenSSH\r\n\r\n", Some(key)).is_err());

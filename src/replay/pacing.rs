@@ -20,8 +20,8 @@ pub struct Step {
 /// otherwise recorded delays (from the session start, or the first message
 /// when the start is unreadable) are divided by `speed`.
 pub fn plan(session: &LoadedSession, ours: Dir, speed: f64) -> Vec<Step> {
-    let base = parse_rfc3339(&session.meta.start)
-        .or_else(|| session.messages.iter().find_map(|m| m.ts));
+    let base =
+        parse_rfc3339(&session.meta.start).or_else(|| session.messages.iter().find_map(|m| m.ts));
     let mut steps = Vec::new();
     let mut peer_seen = 0usize;
     let mut last = Duration::ZERO;
@@ -87,7 +87,12 @@ mod tests {
             },
             request: vec![],
             response: vec![],
-            messages: vec![msg(Dir::C2s, 101), msg(Dir::S2c, 102), msg(Dir::S2c, 103), msg(Dir::C2s, 104)],
+            messages: vec![
+                msg(Dir::C2s, 101),
+                msg(Dir::S2c, 102),
+                msg(Dir::S2c, 103),
+                msg(Dir::C2s, 104),
+            ],
             c2s: vec![],
             s2c: vec![],
         }
@@ -97,16 +102,33 @@ mod tests {
     fn speed_scales_delays_and_counts_preceding_peer_messages() {
         let p = plan(&session(), Dir::C2s, 2.0);
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].message, p[0].at, p[0].after_peer), (0, Duration::from_millis(500), 0));
-        assert_eq!((p[1].message, p[1].at, p[1].after_peer), (3, Duration::from_secs(2), 2));
+        assert_eq!(
+            (p[0].message, p[0].at, p[0].after_peer),
+            (0, Duration::from_millis(500), 0)
+        );
+        assert_eq!(
+            (p[1].message, p[1].at, p[1].after_peer),
+            (3, Duration::from_secs(2), 2)
+        );
         let s = plan(&session(), Dir::S2c, 1.0);
-        assert_eq!(s.iter().map(|x| x.after_peer).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(
+            s.iter().map(|x| x.after_peer).collect::<Vec<_>>(),
+            vec![1, 1]
+        );
     }
 
     #[test]
     fn speed_zero_is_immediate() {
-        assert!(plan(&session(), Dir::C2s, 0.0).iter().all(|s| s.at.is_zero()));
-        assert_eq!(scaled(None, Some(Timestamp::new(5, 0)), 1.0), Duration::ZERO);
-        assert_eq!(scaled(Some(Timestamp::new(5, 0)), Some(Timestamp::new(4, 0)), 1.0), Duration::ZERO);
+        assert!(plan(&session(), Dir::C2s, 0.0)
+            .iter()
+            .all(|s| s.at.is_zero()));
+        assert_eq!(
+            scaled(None, Some(Timestamp::new(5, 0)), 1.0),
+            Duration::ZERO
+        );
+        assert_eq!(
+            scaled(Some(Timestamp::new(5, 0)), Some(Timestamp::new(4, 0)), 1.0),
+            Duration::ZERO
+        );
     }
 }

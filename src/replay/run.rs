@@ -101,7 +101,11 @@ pub struct Report {
 impl Report {
     pub fn render_text(&self) -> String {
         let mut s = String::new();
-        let peer_dir = if self.mode == "client" { "server" } else { "client" };
+        let peer_dir = if self.mode == "client" {
+            "server"
+        } else {
+            "client"
+        };
         s.push_str(&format!(
             "wsreplay {}{}: session {} with {}\n",
             self.mode,
@@ -115,11 +119,19 @@ impl Report {
             h.status,
             h.uri,
             h.subprotocol.as_deref().unwrap_or("-"),
-            if h.extensions.is_empty() { "-".to_string() } else { h.extensions.join(" | ") }
+            if h.extensions.is_empty() {
+                "-".to_string()
+            } else {
+                h.extensions.join(" | ")
+            }
         ));
         s.push_str(&format!(
             "sent: {} messages, {} bytes; received: {} messages, {} bytes; ended by {}\n",
-            self.sent.messages, self.sent.bytes, self.received.messages, self.received.bytes, self.ended_by
+            self.sent.messages,
+            self.sent.bytes,
+            self.received.messages,
+            self.received.bytes,
+            self.ended_by
         ));
         let c = &self.comparison;
         s.push_str(&format!(
@@ -128,22 +140,35 @@ impl Report {
             c.received,
             c.equal,
             c.different,
-            if c.not_compared > 0 { format!(", {} not compared (receive budget)", c.not_compared) } else { String::new() }
+            if c.not_compared > 0 {
+                format!(", {} not compared (receive budget)", c.not_compared)
+            } else {
+                String::new()
+            }
         ));
         match &c.first_difference {
             None if c.same => s.push_str("result: SAME as recorded\n"),
             None => s.push_str("result: DIFFERENT (some messages could not be compared)\n"),
             Some(d) => {
-                s.push_str(&format!("result: DIFFERENT; first difference at message {} ({})", d.index, d.kind));
+                s.push_str(&format!(
+                    "result: DIFFERENT; first difference at message {} ({})",
+                    d.index, d.kind
+                ));
                 if let Some(off) = d.byte_offset {
                     s.push_str(&format!(" at byte {off}"));
                 }
                 s.push('\n');
                 if let Some(r) = &d.recorded {
-                    s.push_str(&format!("  recorded: {} len {}: {}\n", r.opcode, r.len, r.excerpt));
+                    s.push_str(&format!(
+                        "  recorded: {} len {}: {}\n",
+                        r.opcode, r.len, r.excerpt
+                    ));
                 }
                 if let Some(r) = &d.received {
-                    s.push_str(&format!("  received: {} len {}: {}\n", r.opcode, r.len, r.excerpt));
+                    s.push_str(&format!(
+                        "  received: {} len {}: {}\n",
+                        r.opcode, r.len, r.excerpt
+                    ));
                 }
             }
         }
@@ -175,7 +200,9 @@ pub fn run_client(
     };
     let mut conn = connect(target, tls, opts.timeout)?;
     let (request, key) = if opts.raw && opts.with_handshake {
-        report.notes.push("sent the recorded request.http verbatim (Host not rewritten)".into());
+        report
+            .notes
+            .push("sent the recorded request.http verbatim (Host not rewritten)".into());
         let recorded_key = handshake::parse_request(&session.request)
             .ok()
             .and_then(|h| h.get("sec-websocket-key").map(str::to_string));
@@ -185,7 +212,9 @@ pub fn run_client(
         report.notes.extend(req.notes.iter().cloned());
         (req.bytes, Some(req.key))
     };
-    report.handshake.uri = handshake::parse_request(&request).map(|h| h.uri).unwrap_or_default();
+    report.handshake.uri = handshake::parse_request(&request)
+        .map(|h| h.uri)
+        .unwrap_or_default();
     conn.set_write_timeout(opts.timeout)
         .map_err(|e| ReplayError::local(format!("socket: {e}")))?;
     conn.write_all(&request)
@@ -199,7 +228,9 @@ pub fn run_client(
     report.handshake.deflate = accepted.deflate.is_some();
     let recorded = handshake::recorded_deflate(&session.meta);
     if recorded.is_some() && accepted.deflate.is_none() {
-        report.notes.push("the target did not accept permessage-deflate: messages are sent uncompressed".into());
+        report.notes.push(
+            "the target did not accept permessage-deflate: messages are sent uncompressed".into(),
+        );
     }
     let neg = accepted.deflate;
     let mut exchange = Exchange::new(
@@ -241,7 +272,9 @@ pub fn run_server(
     let hello = match check_request(&head) {
         Ok(h) => h,
         Err(why) => {
-            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = conn.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
             conn.shutdown();
             return Err(ReplayError::peer(format!(
                 "the client at {addr} did not send a WebSocket handshake: {why}"
@@ -253,7 +286,9 @@ pub fn run_server(
         report.notes.push(
             "sent the recorded response.http verbatim: its Sec-WebSocket-Accept answers the recorded key, not this client's".into(),
         );
-        let neg = handshake::check_response(&session.response, None).ok().and_then(|a| a.deflate);
+        let neg = handshake::check_response(&session.response, None)
+            .ok()
+            .and_then(|a| a.deflate);
         (session.response.clone(), neg)
     } else {
         let (bytes, proto, deflate) = build_server_response(&hello, &session.meta);
@@ -264,14 +299,20 @@ pub fn run_server(
             ));
         }
         if handshake::recorded_deflate(&session.meta).is_some() && deflate.is_none() {
-            report.notes.push("the client did not offer permessage-deflate: messages are sent uncompressed".into());
+            report.notes.push(
+                "the client did not offer permessage-deflate: messages are sent uncompressed"
+                    .into(),
+            );
         }
         (bytes, deflate)
     };
     if let Ok(resp) = handshake::parse_response(&response) {
         report.handshake.status = resp.status;
         report.handshake.subprotocol = resp.get("sec-websocket-protocol").map(str::to_string);
-        report.handshake.extensions = resp.all("sec-websocket-extensions").map(str::to_string).collect();
+        report.handshake.extensions = resp
+            .all("sec-websocket-extensions")
+            .map(str::to_string)
+            .collect();
     }
     report.handshake.deflate = deflate.is_some();
     conn.write_all(&response)
@@ -355,7 +396,9 @@ impl<'a> Exchange<'a> {
             }
             Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                self.report.notes.push(format!("reading from the peer failed: {e}"));
+                self.report
+                    .notes
+                    .push(format!("reading from the peer failed: {e}"));
                 self.eof = true;
             }
         }
@@ -373,7 +416,11 @@ impl<'a> Exchange<'a> {
                 return;
             }
             if !count_ok && (self.eof || now >= wait_deadline) {
-                let why = if self.eof { "the peer closed the connection" } else { "timeout" };
+                let why = if self.eof {
+                    "the peer closed the connection"
+                } else {
+                    "timeout"
+                };
                 self.report.notes.push(format!(
                     "before {what}: waited for {} peer messages, {have} arrived ({why}); sending anyway",
                     need.unwrap_or(0)
@@ -400,7 +447,9 @@ impl<'a> Exchange<'a> {
             return;
         }
         if let Err(e) = self.conn.write_all(bytes).and_then(|_| self.conn.flush()) {
-            self.report.notes.push(format!("sending failed, nothing more sent: {e}"));
+            self.report
+                .notes
+                .push(format!("sending failed, nothing more sent: {e}"));
             self.send_broken = true;
             return;
         }
@@ -418,7 +467,9 @@ impl<'a> Exchange<'a> {
     fn play_messages(&mut self, session: &LoadedSession) {
         let steps = pacing::plan(session, self.ours, self.opts.speed);
         for step in steps {
-            let Some(m) = session.messages.get(step.message) else { continue };
+            let Some(m) = session.messages.get(step.message) else {
+                continue;
+            };
             if self.sent_close {
                 self.report.notes.push(format!(
                     "recorded {} message {} follows our close: not sent",
@@ -428,13 +479,20 @@ impl<'a> Exchange<'a> {
                 continue;
             }
             let need = self.opts.wait.then_some(step.after_peer);
-            self.wait_for(self.start + step.at, need, &format!("{} message {}", self.ours.as_str(), m.index));
+            self.wait_for(
+                self.start + step.at,
+                need,
+                &format!("{} message {}", self.ours.as_str(), m.index),
+            );
             if self.send_broken {
                 break;
             }
             let payload = if m.opcode == OP_CLOSE {
                 match &m.close {
-                    Some(c) => c.code.map(|code| close_payload(code, &c.reason)).unwrap_or_default(),
+                    Some(c) => c
+                        .code
+                        .map(|code| close_payload(code, &c.reason))
+                        .unwrap_or_default(),
                     None => m.payload.clone(),
                 }
             } else {
@@ -457,7 +515,8 @@ impl<'a> Exchange<'a> {
         if !self.sent_close && !self.send_broken {
             // The peer answering our close is how the exchange ends cleanly.
             self.report.notes.push(
-                "the recording has no close from our side: sent close 1000 to end the exchange".into(),
+                "the recording has no close from our side: sent close 1000 to end the exchange"
+                    .into(),
             );
             let frame = self.frame(OP_CLOSE, false, &close_payload(1000, ""));
             self.send(&frame);
@@ -493,13 +552,19 @@ impl<'a> Exchange<'a> {
                 peer_seen += 1;
                 continue;
             }
-            let end = usize::try_from(m.stream[1]).unwrap_or(usize::MAX).min(bin.len());
+            let end = usize::try_from(m.stream[1])
+                .unwrap_or(usize::MAX)
+                .min(bin.len());
             if end <= sent_to {
                 continue;
             }
             let due = self.start + scaled(base, m.ts, self.opts.speed);
             let need = self.opts.wait.then_some(peer_seen);
-            self.wait_for(due, need, &format!("{} bytes {sent_to}..{end}", self.ours.as_str()));
+            self.wait_for(
+                due,
+                need,
+                &format!("{} bytes {sent_to}..{end}", self.ours.as_str()),
+            );
             self.send(bin.get(sent_to..end).unwrap_or_default());
             if self.send_broken {
                 return;

@@ -31,9 +31,17 @@ impl Target {
             Some(i) => (&rest[..i], Some(rest[i..].to_string())),
             None => (rest, None),
         };
-        let path = path.map(|p| if p.starts_with('?') { format!("/{p}") } else { p });
+        let path = path.map(|p| {
+            if p.starts_with('?') {
+                format!("/{p}")
+            } else {
+                p
+            }
+        });
         if authority.contains('@') {
-            return Err(usage("credentials in the URL are not supported; use -H 'Authorization: …'"));
+            return Err(usage(
+                "credentials in the URL are not supported; use -H 'Authorization: …'",
+            ));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6.split_once(']').ok_or_else(|| usage("unclosed '['"))?;
@@ -106,7 +114,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls() {
-        for bad in ["http://x/", "ws://", "ws://h:99999/", "ws://u:p@h/", "ws://[::1/"] {
+        for bad in [
+            "http://x/",
+            "ws://",
+            "ws://h:99999/",
+            "ws://u:p@h/",
+            "ws://[::1/",
+        ] {
             let e = Target::parse(bad).unwrap_err();
             assert_eq!(e.status, ExitStatus::Usage, "{bad}");
         }

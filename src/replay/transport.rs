@@ -6,7 +6,10 @@ use super::{ExitStatus, ReplayError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
+};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -37,11 +40,13 @@ impl Conn {
 
     /// Bounds the next reads; a zero duration is raised to 1 ms (std refuses zero).
     pub fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
-        self.tcp().set_read_timeout(Some(d.max(Duration::from_millis(1))))
+        self.tcp()
+            .set_read_timeout(Some(d.max(Duration::from_millis(1))))
     }
 
     pub fn set_write_timeout(&self, d: Duration) -> io::Result<()> {
-        self.tcp().set_write_timeout(Some(d.max(Duration::from_millis(1))))
+        self.tcp()
+            .set_write_timeout(Some(d.max(Duration::from_millis(1))))
     }
 
     pub fn shutdown(&mut self) {
@@ -79,7 +84,10 @@ impl Write for Conn {
 
 /// Whether an I/O error is a read timeout rather than a failure.
 pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Connects to the target (and only to it), with TLS when `wss://`.
@@ -112,8 +120,12 @@ pub fn connect(target: &Target, tls: &TlsOptions, timeout: Duration) -> Result<C
         return Ok(Conn::Plain(stream));
     }
     let config = client_config(tls)?;
-    let name = ServerName::try_from(target.host.clone())
-        .map_err(|e| ReplayError::new(ExitStatus::Usage, format!("bad TLS server name {:?}: {e}", target.host)))?;
+    let name = ServerName::try_from(target.host.clone()).map_err(|e| {
+        ReplayError::new(
+            ExitStatus::Usage,
+            format!("bad TLS server name {:?}: {e}", target.host),
+        )
+    })?;
     let conn = ClientConnection::new(Arc::new(config), name)
         .map_err(|e| ReplayError::peer(format!("TLS setup failed: {e}")))?;
     let mut tls_stream = StreamOwned::new(conn, stream);
@@ -126,7 +138,12 @@ pub fn connect(target: &Target, tls: &TlsOptions, timeout: Duration) -> Result<C
         tls_stream
             .conn
             .complete_io(&mut tls_stream.sock)
-            .map_err(|e| ReplayError::peer(format!("TLS handshake with {}:{} failed: {e}", target.host, target.port)))?;
+            .map_err(|e| {
+                ReplayError::peer(format!(
+                    "TLS handshake with {}:{} failed: {e}",
+                    target.host, target.port
+                ))
+            })?;
     }
     Ok(Conn::Tls(Box::new(tls_stream)))
 }
@@ -148,14 +165,17 @@ fn client_config(opts: &TlsOptions) -> Result<ClientConfig, ReplayError> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for path in &opts.ca_files {
-        let pem = std::fs::read(path)
-            .map_err(|e| ReplayError::new(ExitStatus::Usage, format!("--ca {}: {e}", path.display())))?;
+        let pem = std::fs::read(path).map_err(|e| {
+            ReplayError::new(ExitStatus::Usage, format!("--ca {}: {e}", path.display()))
+        })?;
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| ReplayError::new(ExitStatus::Usage, format!("--ca {}: {e}", path.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| ReplayError::new(ExitStatus::Usage, format!("--ca {}: {e}", path.display())))?;
+            let cert = cert.map_err(|e| {
+                ReplayError::new(ExitStatus::Usage, format!("--ca {}: {e}", path.display()))
+            })?;
+            roots.add(cert).map_err(|e| {
+                ReplayError::new(ExitStatus::Usage, format!("--ca {}: {e}", path.display()))
+            })?;
             added += 1;
         }
         if added == 0 {
@@ -191,7 +211,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -200,7 +225,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -88,7 +88,10 @@ fn parse_header(buf: &[u8]) -> Option<Header> {
     let b0 = *buf.first()?;
     let b1 = *buf.get(1)?;
     let (len, mut pos) = match b1 & 0x7f {
-        126 => (u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])), 4),
+        126 => (
+            u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+            4,
+        ),
         127 => {
             let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
             (u64::from_be_bytes(bytes), 10)
@@ -162,7 +165,9 @@ impl Receiver {
     /// Feeds bytes as they arrive.
     pub fn feed(&mut self, mut data: &[u8]) {
         if self.skip > 0 {
-            let n = data.len().min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+            let n = data
+                .len()
+                .min(usize::try_from(self.skip).unwrap_or(usize::MAX));
             self.skip -= n as u64;
             data = data.get(n..).unwrap_or_default();
         }
@@ -187,7 +192,9 @@ impl Receiver {
                 continue;
             }
             let total = h.header_len + h.len as usize;
-            let Some(frame) = rest.get(h.header_len..total) else { break };
+            let Some(frame) = rest.get(h.header_len..total) else {
+                break;
+            };
             let mut payload = frame.to_vec();
             if let Some(key) = h.mask {
                 for (b, k) in payload.iter_mut().zip(key.iter().cycle()) {
@@ -226,8 +233,14 @@ impl Receiver {
 
     fn frame(&mut self, h: &Header, payload: &[u8], oversized: bool) {
         match (self.from, h.mask.is_some()) {
-            (Dir::S2c, true) => self.note("replay_masked_server_frame", "server frame was masked".into()),
-            (Dir::C2s, false) => self.note("replay_unmasked_client_frame", "client frame was not masked".into()),
+            (Dir::S2c, true) => self.note(
+                "replay_masked_server_frame",
+                "server frame was masked".into(),
+            ),
+            (Dir::C2s, false) => self.note(
+                "replay_unmasked_client_frame",
+                "client frame was not masked".into(),
+            ),
             _ => {}
         }
         if self.closed {
@@ -261,12 +274,16 @@ impl Receiver {
                 self.note("replay_orphan_continuation", format!("{} bytes", h.len));
                 return;
             };
-            let room = self.limits.max_message_bytes.saturating_sub(p.payload.len());
+            let room = self
+                .limits
+                .max_message_bytes
+                .saturating_sub(p.payload.len());
             if payload.len() > room {
                 p.overflow = true;
             }
             let keep = payload.len().min(room);
-            p.payload.extend_from_slice(payload.get(..keep).unwrap_or_default());
+            p.payload
+                .extend_from_slice(payload.get(..keep).unwrap_or_default());
             p.overflow |= oversized;
             if p.overflow && keep < payload.len() {
                 self.note(
@@ -278,7 +295,10 @@ impl Receiver {
             if let Some(p) = self.partial.take() {
                 self.note(
                     "replay_interrupted_message",
-                    format!("opcode {} frame before the previous message's final frame", h.opcode),
+                    format!(
+                        "opcode {} frame before the previous message's final frame",
+                        h.opcode
+                    ),
                 );
                 self.emit(p.opcode, p.payload, p.compressed, true);
             }
@@ -323,7 +343,8 @@ impl Receiver {
     }
 
     fn emit(&mut self, opcode: u8, payload: Vec<u8>, compressed: bool, partial: bool) {
-        let dropped = self.kept_bytes.saturating_add(payload.len()) > self.limits.max_received_bytes;
+        let dropped =
+            self.kept_bytes.saturating_add(payload.len()) > self.limits.max_received_bytes;
         if dropped {
             if !self
                 .anomalies
@@ -332,7 +353,10 @@ impl Receiver {
             {
                 self.note(
                     "replay_receive_budget_exhausted",
-                    format!("more than {} payload bytes received", self.limits.max_received_bytes),
+                    format!(
+                        "more than {} payload bytes received",
+                        self.limits.max_received_bytes
+                    ),
                 );
             }
         } else {
@@ -384,7 +408,11 @@ mod tests {
         for b in &wire {
             r.feed(std::slice::from_ref(b));
         }
-        let got: Vec<(u8, &[u8])> = r.messages.iter().map(|m| (m.opcode, &m.payload[..])).collect();
+        let got: Vec<(u8, &[u8])> = r
+            .messages
+            .iter()
+            .map(|m| (m.opcode, &m.payload[..]))
+            .collect();
         assert_eq!(got, vec![(OP_PING, &b"p"[..]), (OP_TEXT, &b"hello"[..])]);
     }
 
@@ -434,7 +462,14 @@ mod tests {
         let mut c = Compressor::new(p);
         let mut wire = Vec::new();
         for text in ["first message", "first message again"] {
-            encode_frame(&mut wire, true, RSV1, OP_TEXT, None, &c.compress(text.as_bytes()));
+            encode_frame(
+                &mut wire,
+                true,
+                RSV1,
+                OP_TEXT,
+                None,
+                &c.compress(text.as_bytes()),
+            );
         }
         let mut r = Receiver::new(Dir::S2c, ReplayLimits::default(), Some(p));
         r.feed(&wire);

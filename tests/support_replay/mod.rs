@@ -34,10 +34,20 @@ pub struct Msg {
 }
 
 pub fn c2s(opcode: u8, payload: &[u8], at_ms: u64) -> Msg {
-    Msg { c2s: true, opcode, payload: payload.to_vec(), at_ms }
+    Msg {
+        c2s: true,
+        opcode,
+        payload: payload.to_vec(),
+        at_ms,
+    }
 }
 pub fn s2c(opcode: u8, payload: &[u8], at_ms: u64) -> Msg {
-    Msg { c2s: false, opcode, payload: payload.to_vec(), at_ms }
+    Msg {
+        c2s: false,
+        opcode,
+        payload: payload.to_vec(),
+        at_ms,
+    }
 }
 pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     let mut p = code.to_be_bytes().to_vec();
@@ -82,19 +92,38 @@ fn ts(ms: u64) -> String {
 pub fn write_export(dir: &Path, spec: &Spec) {
     let folder = export_names::session_dir(spec.id);
     std::fs::create_dir_all(dir.join(&folder)).unwrap();
-    let ext = if spec.deflate { "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" } else { "" };
-    let proto_req = spec.subprotocol.as_ref().map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
+    let ext = if spec.deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
+    let proto_req = spec
+        .subprotocol
+        .as_ref()
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: recorded.example:8765\r\nUser-Agent: recorded-agent/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{proto_req}{ext}Cookie: sid=recorded\r\n\r\n",
         spec.uri
     );
-    let ext_resp = if spec.deflate { "Sec-WebSocket-Extensions: permessage-deflate\r\n" } else { "" };
-    let proto_resp = spec.subprotocol.as_ref().map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n")).unwrap_or_default();
+    let ext_resp = if spec.deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    } else {
+        ""
+    };
+    let proto_resp = spec
+        .subprotocol
+        .as_ref()
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{proto_resp}{ext_resp}\r\n"
     );
     let mut bins: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut comp = [Compressor::new(DirParams::default()), Compressor::new(DirParams::default())];
+    let mut comp = [
+        Compressor::new(DirParams::default()),
+        Compressor::new(DirParams::default()),
+    ];
     let mut index = [0u64; 2];
     let mut lines = String::new();
     for (n, m) in spec.messages.iter().enumerate() {
@@ -102,9 +131,20 @@ pub fn write_export(dir: &Path, spec: &Spec) {
         let mask = m.c2s.then_some([0x11, 0x22, 0x33, (n % 256) as u8]);
         let control = m.opcode >= 8;
         let compressed = spec.deflate && !control;
-        let wire_payload = if compressed { comp[d].compress(&m.payload) } else { m.payload.clone() };
+        let wire_payload = if compressed {
+            comp[d].compress(&m.payload)
+        } else {
+            m.payload.clone()
+        };
         let start = bins[d].len() as u64;
-        encode_frame(&mut bins[d], true, if compressed { 4 } else { 0 }, m.opcode, mask, &wire_payload);
+        encode_frame(
+            &mut bins[d],
+            true,
+            if compressed { 4 } else { 0 },
+            m.opcode,
+            mask,
+            &wire_payload,
+        );
         let end = bins[d].len() as u64;
         let text = m.opcode == TEXT && std::str::from_utf8(&m.payload).is_ok();
         let close = (m.opcode == CLOSE).then(|| CloseRecord {
@@ -150,18 +190,40 @@ pub fn write_export(dir: &Path, spec: &Spec) {
         std::fs::write(dir.join(&name), bytes).unwrap();
         files.insert(name, hex(&Sha256::digest(bytes)));
     };
-    put(format!("{folder}/{}", export_names::REQUEST), request.as_bytes());
-    put(format!("{folder}/{}", export_names::RESPONSE), response.as_bytes());
-    put(format!("{folder}/{}", export_names::MESSAGES), lines.as_bytes());
+    put(
+        format!("{folder}/{}", export_names::REQUEST),
+        request.as_bytes(),
+    );
+    put(
+        format!("{folder}/{}", export_names::RESPONSE),
+        response.as_bytes(),
+    );
+    put(
+        format!("{folder}/{}", export_names::MESSAGES),
+        lines.as_bytes(),
+    );
     put(format!("{folder}/{}", export_names::C2S), &bins[0]);
     put(format!("{folder}/{}", export_names::S2C), &bins[1]);
-    put(export_names::HAR.to_string(), br#"{"log":{"version":"1.2","creator":{"name":"wssniff","version":"0.1.0"},"entries":[]}}"#);
+    put(
+        export_names::HAR.to_string(),
+        br#"{"log":{"version":"1.2","creator":{"name":"wssniff","version":"0.1.0"},"entries":[]}}"#,
+    );
     let last = spec.messages.iter().map(|m| m.at_ms).max().unwrap_or(0);
-    let deflate = spec.deflate.then(|| DeflateRecord { no_context_takeover: false, max_window_bits: 15, per_frame: false });
+    let deflate = spec.deflate.then_some(DeflateRecord {
+        no_context_takeover: false,
+        max_window_bits: 15,
+        per_frame: false,
+    });
     let manifest = Manifest {
         schema: SCHEMA_VERSION,
         tool: "wssniff 0.1.0".into(),
-        command: vec!["wssniff".into(), "read".into(), "test.pcap".into(), "--export".into(), "out".into()],
+        command: vec![
+            "wssniff".into(),
+            "read".into(),
+            "test.pcap".into(),
+            "--export".into(),
+            "out".into(),
+        ],
         inputs: vec![],
         first_ts: Some(ts(0)),
         last_ts: Some(ts(last)),
@@ -173,12 +235,19 @@ pub fn write_export(dir: &Path, spec: &Spec) {
             uri: spec.uri.clone(),
             host: Some("recorded.example:8765".into()),
             subprotocol: spec.subprotocol.clone(),
-            extensions: if spec.deflate { vec!["permessage-deflate".into()] } else { vec![] },
+            extensions: if spec.deflate {
+                vec!["permessage-deflate".into()]
+            } else {
+                vec![]
+            },
             deflate_c2s: deflate.clone(),
             deflate_s2c: deflate,
             start: ts(0),
             end: ts(last),
-            messages: PerDir { c2s: index[0], s2c: index[1] },
+            messages: PerDir {
+                c2s: index[0],
+                s2c: index[1],
+            },
             close_c2s: None,
             close_s2c: None,
             gaps: spec.gaps.clone(),
@@ -188,7 +257,11 @@ pub fn write_export(dir: &Path, spec: &Spec) {
         }],
         files,
     };
-    std::fs::write(dir.join(export_names::MANIFEST), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.join(export_names::MANIFEST),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -207,7 +280,12 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -217,7 +295,12 @@ pub fn wsreplay() -> Command {
 
 /// Runs to completion, killed after `secs`.
 pub fn run(cmd: &mut Command, secs: u64) -> Outcome {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait(child, secs)
 }
 
@@ -249,14 +332,23 @@ pub fn wait(mut child: Child, secs: u64) -> Outcome {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Outcome { code, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+    Outcome {
+        code,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
 }
 
 /// Starts `wsreplay server …--listen 127.0.0.1:0` and returns it with its
 /// address, read from the readiness line. The returned child's stderr is
 /// forwarded into a string the outcome gets.
 pub fn spawn_server(cmd: &mut Command) -> (Child, std::net::SocketAddr, mpsc::Receiver<String>) {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -267,8 +359,12 @@ pub fn spawn_server(cmd: &mut Command) -> (Child, std::net::SocketAddr, mpsc::Re
             }
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("no readiness line from wsreplay server");
-    let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no readiness line from wsreplay server");
+    let addr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
     (child, addr.parse().unwrap(), rx)
 }
 
