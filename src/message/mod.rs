@@ -1,1 +1,1 @@
-//! message stage: see docs/ARCHITECTURE.md.
+//! message stage (being implemented on its branch).

@@ -1,1 +1,269 @@
-//! sink stage: see docs/ARCHITECTURE.md.
+//! Where records go: the transcript, JSON Lines, the export directory.
+//!
+//! After ripgrep's `Sink`: the pipeline calls one method per record, in
+//! output order, and each writer decides how to render it. Records are
+//! borrowed (a message's payload points into the reassembly buffer), so a
+//! writer that keeps something must copy it.
+//!
+//! Every method returns `io::Result`: a failed write (a full disk, a closed
+//! pipe) stops the run, and the CLI turns `BrokenPipe` into a quiet exit.
+
+pub mod export;
+pub mod json;
+pub mod transcript;
+
+use crate::session::{
+    AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, SessionRecord, StatsRecord,
+};
+use crate::types::{Dir, Timestamp};
+use std::io;
+
+pub use export::{ExportOptions, ExportSink};
+pub use json::JsonSink;
+pub use transcript::{TranscriptOptions, TranscriptSink};
+
+/// A frame of a message, for the export's frame-level detail.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameView {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub mask: Option<[u8; 4]>,
+    pub payload_len: u64,
+    pub wire_len: u64,
+    pub offset: u64,
+    /// Per-file packet numbers.
+    pub packets: Vec<u64>,
+}
+
+/// A complete message, borrowed from the pipeline.
+#[derive(Clone, Debug)]
+pub struct MessageView<'a> {
+    pub session: u64,
+    pub dir: Dir,
+    pub index: u64,
+    pub opcode: u8,
+    /// Decoded payload held in memory (unmasked, inflated): at most the message limit.
+    pub payload: &'a [u8],
+    /// Full decoded length, even when `truncated`.
+    pub len: u64,
+    /// `payload` is a text message and valid UTF-8: shown as text.
+    pub is_text: bool,
+    pub ts: Timestamp,
+    pub ts_last: Timestamp,
+    /// Per-file, 1-based packet numbers.
+    pub packets: &'a [u64],
+    /// Input file index, when several inputs are read.
+    pub file: Option<usize>,
+    pub seq: [u32; 2],
+    pub stream: [u64; 2],
+    pub frames: u64,
+    pub compressed: bool,
+    pub wire_len: u64,
+    pub truncated: bool,
+    pub incomplete: bool,
+    pub inflate_failed: bool,
+    pub close: Option<(Option<u16>, &'a str)>,
+    /// Frame-level detail; empty unless the pipeline was asked to keep it.
+    pub frame_detail: &'a [FrameView],
+}
+
+/// The handshake of a new session, with its raw bytes.
+pub struct SessionView<'a> {
+    pub record: &'a SessionRecord,
+    pub raw_request: &'a [u8],
+    pub raw_response: &'a [u8],
+}
+
+/// A receiver of analysis records. Methods default to doing nothing, so a
+/// writer implements only what it shows.
+pub trait Sink {
+    fn capture(&mut self, _rec: &CaptureRecord) -> io::Result<()> {
+        Ok(())
+    }
+    fn session(&mut self, _s: &SessionView<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    fn message(&mut self, _m: &MessageView<'_>) -> io::Result<()> {
+        Ok(())
+    }
+    fn anomaly(&mut self, _a: &AnomalyRecord) -> io::Result<()> {
+        Ok(())
+    }
+    fn gap(&mut self, _g: &GapRecord) -> io::Result<()> {
+        Ok(())
+    }
+    /// Raw stream bytes of a session after its handshake, in stream order.
+    fn stream(&mut self, _session: u64, _dir: Dir, _data: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    /// Bytes of a session's stream that were not captured.
+    fn stream_gap(&mut self, _session: u64, _dir: Dir, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn session_end(&mut self, _rec: &SessionEndRecord) -> io::Result<()> {
+        Ok(())
+    }
+    fn stats(&mut self, _rec: &StatsRecord) -> io::Result<()> {
+        Ok(())
+    }
+    /// End of the run: flush and close.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Whether this sink wants [`Sink::stream`] bytes (lets the pipeline skip the calls).
+    fn wants_streams(&self) -> bool {
+        false
+    }
+    /// Whether this sink wants per-frame detail in messages.
+    fn wants_frames(&self) -> bool {
+        false
+    }
+}
+
+/// Sends every record to each of several sinks, in order.
+#[derive(Default)]
+pub struct Tee {
+    pub sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Tee {
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> Self {
+        Tee { sinks }
+    }
+}
+
+macro_rules! tee_all {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        for s in $self.sinks.iter_mut() {
+            s.$method($($arg),*)?;
+        }
+        Ok(())
+    }};
+}
+
+impl Sink for Tee {
+    fn capture(&mut self, rec: &CaptureRecord) -> io::Result<()> {
+        tee_all!(self, capture(rec))
+    }
+    fn session(&mut self, s: &SessionView<'_>) -> io::Result<()> {
+        tee_all!(self, session(s))
+    }
+    fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
+        tee_all!(self, message(m))
+    }
+    fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
+        tee_all!(self, anomaly(a))
+    }
+    fn gap(&mut self, g: &GapRecord) -> io::Result<()> {
+        tee_all!(self, gap(g))
+    }
+    fn stream(&mut self, session: u64, dir: Dir, data: &[u8]) -> io::Result<()> {
+        for s in self.sinks.iter_mut().filter(|s| s.wants_streams()) {
+            s.stream(session, dir, data)?;
+        }
+        Ok(())
+    }
+    fn stream_gap(&mut self, session: u64, dir: Dir, offset: u64, len: u64) -> io::Result<()> {
+        tee_all!(self, stream_gap(session, dir, offset, len))
+    }
+    fn session_end(&mut self, rec: &SessionEndRecord) -> io::Result<()> {
+        tee_all!(self, session_end(rec))
+    }
+    fn stats(&mut self, rec: &StatsRecord) -> io::Result<()> {
+        tee_all!(self, stats(rec))
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        tee_all!(self, finish())
+    }
+    fn wants_streams(&self) -> bool {
+        self.sinks.iter().any(|s| s.wants_streams())
+    }
+    fn wants_frames(&self) -> bool {
+        self.sinks.iter().any(|s| s.wants_frames())
+    }
+}
+
+/// Forwards to a borrowed sink (so a caller can keep ownership).
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn capture(&mut self, rec: &CaptureRecord) -> io::Result<()> {
+        (**self).capture(rec)
+    }
+    fn session(&mut self, s: &SessionView<'_>) -> io::Result<()> {
+        (**self).session(s)
+    }
+    fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
+        (**self).message(m)
+    }
+    fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
+        (**self).anomaly(a)
+    }
+    fn gap(&mut self, g: &GapRecord) -> io::Result<()> {
+        (**self).gap(g)
+    }
+    fn stream(&mut self, session: u64, dir: Dir, data: &[u8]) -> io::Result<()> {
+        (**self).stream(session, dir, data)
+    }
+    fn stream_gap(&mut self, session: u64, dir: Dir, offset: u64, len: u64) -> io::Result<()> {
+        (**self).stream_gap(session, dir, offset, len)
+    }
+    fn session_end(&mut self, rec: &SessionEndRecord) -> io::Result<()> {
+        (**self).session_end(rec)
+    }
+    fn stats(&mut self, rec: &StatsRecord) -> io::Result<()> {
+        (**self).stats(rec)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+    fn wants_streams(&self) -> bool {
+        (**self).wants_streams()
+    }
+    fn wants_frames(&self) -> bool {
+        (**self).wants_frames()
+    }
+}
+
+/// Collects every record in memory; for tests and for commands that sort
+/// before printing (`sessions`).
+#[derive(Default, Debug)]
+pub struct Collect {
+    pub capture: Vec<CaptureRecord>,
+    pub sessions: Vec<SessionRecord>,
+    pub messages: Vec<crate::session::MessageRecord>,
+    pub anomalies: Vec<AnomalyRecord>,
+    pub gaps: Vec<GapRecord>,
+    pub ends: Vec<SessionEndRecord>,
+    pub stats: Option<StatsRecord>,
+}
+
+impl Sink for Collect {
+    fn capture(&mut self, rec: &CaptureRecord) -> io::Result<()> {
+        self.capture.push(rec.clone());
+        Ok(())
+    }
+    fn session(&mut self, s: &SessionView<'_>) -> io::Result<()> {
+        self.sessions.push(s.record.clone());
+        Ok(())
+    }
+    fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
+        self.messages.push(json::message_record(m, false));
+        Ok(())
+    }
+    fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
+        self.anomalies.push(a.clone());
+        Ok(())
+    }
+    fn gap(&mut self, g: &GapRecord) -> io::Result<()> {
+        self.gaps.push(g.clone());
+        Ok(())
+    }
+    fn session_end(&mut self, rec: &SessionEndRecord) -> io::Result<()> {
+        self.ends.push(rec.clone());
+        Ok(())
+    }
+    fn stats(&mut self, rec: &StatsRecord) -> io::Result<()> {
+        self.stats = Some(rec.clone());
+        Ok(())
+    }
+}
