@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A capture timestamp: seconds and nanoseconds since the Unix epoch (UTC).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Timestamp {
     pub secs: i64,
     pub nanos: u32,
@@ -37,7 +39,10 @@ impl Timestamp {
     /// RFC 3339 in UTC with nanosecond precision, e.g. `2024-05-01T12:00:00.123456789Z`.
     pub fn rfc3339(&self) -> String {
         let (y, mo, d, h, mi, s) = civil(self.secs);
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z", self.nanos)
+        format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z",
+            self.nanos
+        )
     }
 
     /// `HH:MM:SS.micro` in UTC, for the transcript.
@@ -135,18 +140,34 @@ mod tests {
 
     #[test]
     fn rfc3339_known_values() {
-        assert_eq!(Timestamp::new(0, 0).rfc3339(), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            Timestamp::new(0, 0).rfc3339(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
         assert_eq!(
             Timestamp::new(1_700_000_000, 123_456_789).rfc3339(),
             "2023-11-14T22:13:20.123456789Z"
         );
-        assert_eq!(Timestamp::new(951_782_400, 0).rfc3339(), "2000-02-29T00:00:00.000000000Z");
-        assert_eq!(Timestamp::new(-1, 0).rfc3339(), "1969-12-31T23:59:59.000000000Z");
+        assert_eq!(
+            Timestamp::new(951_782_400, 0).rfc3339(),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            Timestamp::new(-1, 0).rfc3339(),
+            "1969-12-31T23:59:59.000000000Z"
+        );
     }
 
     #[test]
     fn nanos_round_trip() {
-        for n in [-1_500_000_000i128, 0, 1, 999_999_999, 1_000_000_000, 1_700_000_000_123_456_789] {
+        for n in [
+            -1_500_000_000i128,
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_700_000_000_123_456_789,
+        ] {
             assert_eq!(Timestamp::from_nanos(n).as_nanos(), n);
         }
     }

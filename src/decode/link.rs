@@ -1,0 +1,127 @@
+//! Link layers: where the IP header starts, and which IP version it is.
+
+use super::{be16, SkipReason, MAX_ENCAPSULATIONS};
+
+pub const LINKTYPE_NULL: u32 = 0;
+pub const LINKTYPE_ETHERNET: u32 = 1;
+/// Raw IP under the numbers some BSDs used before 101 was assigned.
+pub const LINKTYPE_RAW_BSD12: u32 = 12;
+pub const LINKTYPE_RAW_BSD14: u32 = 14;
+pub const LINKTYPE_RAW: u32 = 101;
+pub const LINKTYPE_LOOP: u32 = 108;
+pub const LINKTYPE_LINUX_SLL: u32 = 113;
+pub const LINKTYPE_IPV4: u32 = 228;
+pub const LINKTYPE_IPV6: u32 = 229;
+pub const LINKTYPE_LINUX_SLL2: u32 = 276;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    V4,
+    V6,
+}
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88a8;
+const ETH_QINQ_OLD: u16 = 0x9100;
+const ETH_PPPOE_SESSION: u16 = 0x8864;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MULTI: u16 = 0x8848;
+
+/// The IP version and the offset of the IP header in `data`.
+pub fn network_offset(link_type: u32, data: &[u8]) -> Result<(Net, usize), SkipReason> {
+    match link_type {
+        LINKTYPE_ETHERNET => {
+            let et = be16(data, 12).ok_or(SkipReason::TruncatedLink)?;
+            ethertype(data, 14, et)
+        }
+        LINKTYPE_LINUX_SLL => {
+            let et = be16(data, 14).filter(|_| data.len() >= 16);
+            ethertype(data, 16, et.ok_or(SkipReason::TruncatedLink)?)
+        }
+        LINKTYPE_LINUX_SLL2 => {
+            let et = be16(data, 0).filter(|_| data.len() >= 20);
+            ethertype(data, 20, et.ok_or(SkipReason::TruncatedLink)?)
+        }
+        LINKTYPE_RAW | LINKTYPE_RAW_BSD12 | LINKTYPE_RAW_BSD14 => by_version(data, 0),
+        LINKTYPE_IPV4 => Ok((Net::V4, 0)),
+        LINKTYPE_IPV6 => Ok((Net::V6, 0)),
+        LINKTYPE_NULL => {
+            let b: [u8; 4] = data
+                .get(..4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(SkipReason::TruncatedLink)?;
+            // Host byte order of the capturing machine, which we do not know.
+            address_family(u32::from_le_bytes(b))
+                .or_else(|| address_family(u32::from_be_bytes(b)))
+                .map(|n| (n, 4))
+                .ok_or(SkipReason::NotIp)
+        }
+        LINKTYPE_LOOP => {
+            let b: [u8; 4] = data
+                .get(..4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(SkipReason::TruncatedLink)?;
+            address_family(u32::from_be_bytes(b))
+                .map(|n| (n, 4))
+                .ok_or(SkipReason::NotIp)
+        }
+        _ => Err(SkipReason::UnsupportedLinkType),
+    }
+}
+
+/// BSD address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD,
+/// OpenBSD), 28 (FreeBSD) or 30 (macOS).
+fn address_family(af: u32) -> Option<Net> {
+    match af {
+        2 => Some(Net::V4),
+        24 | 28 | 30 => Some(Net::V6),
+        _ => None,
+    }
+}
+
+fn by_version(data: &[u8], at: usize) -> Result<(Net, usize), SkipReason> {
+    match data.get(at).map(|b| b >> 4) {
+        Some(4) => Ok((Net::V4, at)),
+        Some(6) => Ok((Net::V6, at)),
+        Some(_) => Err(SkipReason::NotIp),
+        None => Err(SkipReason::TruncatedIp),
+    }
+}
+
+/// Unwraps VLAN tags (802.1Q, 802.1ad, the old 0x9100), PPPoE sessions and
+/// MPLS label stacks down to IP.
+fn ethertype(data: &[u8], mut at: usize, mut et: u16) -> Result<(Net, usize), SkipReason> {
+    for _ in 0..MAX_ENCAPSULATIONS {
+        match et {
+            ETH_IPV4 => return Ok((Net::V4, at)),
+            ETH_IPV6 => return Ok((Net::V6, at)),
+            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
+                et = be16(data, at + 2).ok_or(SkipReason::TruncatedLink)?;
+                at += 4;
+            }
+            ETH_PPPOE_SESSION => {
+                let ppp = be16(data, at + 6).ok_or(SkipReason::TruncatedLink)?;
+                at += 8;
+                return match ppp {
+                    0x0021 => Ok((Net::V4, at)),
+                    0x0057 => Ok((Net::V6, at)),
+                    _ => Err(SkipReason::NotIp),
+                };
+            }
+            ETH_MPLS | ETH_MPLS_MULTI => {
+                for _ in 0..MAX_ENCAPSULATIONS {
+                    let label = data.get(at..at + 4).ok_or(SkipReason::TruncatedLink)?;
+                    at += 4;
+                    if label.get(2).is_some_and(|b| b & 1 == 1) {
+                        return by_version(data, at);
+                    }
+                }
+                return Err(SkipReason::NotIp);
+            }
+            _ => return Err(SkipReason::NotIp),
+        }
+    }
+    Err(SkipReason::NotIp)
+}

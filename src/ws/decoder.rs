@@ -1,0 +1,699 @@
+//! Streaming frame decoder for one direction of a WebSocket connection.
+
+use super::header::{opcode, parse_header, FrameHeader, HeaderParse, MAX_HEADER_LEN};
+use crate::types::{Anomaly, PacketNo, Timestamp};
+
+/// Per-direction settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameConfig {
+    /// Frames are expected to be masked: true for client-to-server.
+    pub expect_masked: bool,
+}
+
+/// What the decoder reports, in stream order. Anomalies about a frame header
+/// come just before that frame's `Header` event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameEvent<'a> {
+    /// A frame header was read; `offset` is the stream offset of its first byte.
+    Header {
+        hdr: FrameHeader,
+        offset: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    /// Payload bytes as on the wire (still masked); `payload_offset` is the
+    /// position of `data[0]` within this frame's payload (the mask phase).
+    Payload {
+        data: &'a [u8],
+        payload_offset: u64,
+        mask: Option<[u8; 4]>,
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    /// `len` bytes of the current frame's payload were lost; the decoder is
+    /// still in sync.
+    Gap {
+        len: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    /// The current frame is complete (zero-length frames: `Header` then `End`).
+    End {
+        packet: PacketNo,
+        ts: Timestamp,
+    },
+    Anomaly(Anomaly),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    /// Between frames, or inside a header split across feeds: `have` bytes of
+    /// it sit in `partial`, and it began at stream offset `start`.
+    Header {
+        partial: [u8; MAX_HEADER_LEN],
+        have: u8,
+        start: u64,
+    },
+    Payload {
+        remaining: u64,
+        pos: u64,
+        mask: Option<[u8; 4]>,
+    },
+    /// A header was lost or unusable: nothing more of this direction is decoded.
+    Desynced,
+}
+
+const AT_BOUNDARY: State = State::Header {
+    partial: [0; MAX_HEADER_LEN],
+    have: 0,
+    start: 0,
+};
+
+/// Turns one direction's reassembled byte stream into frame events. Payload is
+/// never buffered; a header split across feeds is kept in a 14-byte array.
+#[derive(Clone, Debug)]
+pub struct FrameDecoder {
+    cfg: FrameConfig,
+    state: State,
+    frames: u64,
+}
+
+impl FrameDecoder {
+    pub fn new(cfg: FrameConfig) -> Self {
+        FrameDecoder {
+            cfg,
+            state: AT_BOUNDARY,
+            frames: 0,
+        }
+    }
+
+    /// Frame headers decoded so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    pub fn is_desynced(&self) -> bool {
+        matches!(self.state, State::Desynced)
+    }
+
+    /// True between frames (no header or payload in progress).
+    pub fn at_frame_boundary(&self) -> bool {
+        matches!(self.state, State::Header { have: 0, .. })
+    }
+
+    /// Decodes `data`, which starts at `stream_offset` of this direction.
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        stream_offset: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(FrameEvent<'_>),
+    ) {
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let rest = data.get(pos..).unwrap_or_default();
+            match self.state {
+                State::Desynced => return,
+                State::Payload {
+                    remaining,
+                    pos: ppos,
+                    mask,
+                } => {
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(rest.len());
+                    let chunk = rest.get(..n).unwrap_or_default();
+                    out(FrameEvent::Payload {
+                        data: chunk,
+                        payload_offset: ppos,
+                        mask,
+                        packet,
+                        ts,
+                    });
+                    pos += n;
+                    let remaining = remaining - n as u64;
+                    self.state = State::Payload {
+                        remaining,
+                        pos: ppos + n as u64,
+                        mask,
+                    };
+                    if remaining == 0 {
+                        self.state = AT_BOUNDARY;
+                        out(FrameEvent::End { packet, ts });
+                    }
+                }
+                State::Header {
+                    mut partial,
+                    have,
+                    start,
+                } => {
+                    let have = usize::from(have);
+                    let frame_start = if have == 0 {
+                        stream_offset + pos as u64
+                    } else {
+                        start
+                    };
+                    let (parsed, consumed) = if have == 0 {
+                        // Common case: the whole header is in this feed, no copy.
+                        (parse_header(rest), 0)
+                    } else {
+                        let take = (MAX_HEADER_LEN - have).min(rest.len());
+                        if let (Some(dst), Some(src)) =
+                            (partial.get_mut(have..have + take), rest.get(..take))
+                        {
+                            dst.copy_from_slice(src);
+                        }
+                        (
+                            parse_header(partial.get(..have + take).unwrap_or_default()),
+                            take,
+                        )
+                    };
+                    match parsed {
+                        HeaderParse::NeedMore => {
+                            if have == 0 {
+                                let n = rest.len().min(MAX_HEADER_LEN);
+                                if let (Some(dst), Some(src)) =
+                                    (partial.get_mut(..n), rest.get(..n))
+                                {
+                                    dst.copy_from_slice(src);
+                                }
+                                self.state = State::Header {
+                                    partial,
+                                    have: n as u8,
+                                    start: frame_start,
+                                };
+                            } else {
+                                self.state = State::Header {
+                                    partial,
+                                    have: (have + consumed) as u8,
+                                    start: frame_start,
+                                };
+                            }
+                            return;
+                        }
+                        HeaderParse::Complete(hdr) => {
+                            // Bytes of this feed that belonged to the header.
+                            pos += usize::from(hdr.header_len).saturating_sub(have);
+                            self.on_header(hdr, frame_start, packet, ts, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_header(
+        &mut self,
+        hdr: FrameHeader,
+        offset: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(FrameEvent<'_>),
+    ) {
+        let anomaly = |name: &'static str, detail: String| {
+            FrameEvent::Anomaly(Anomaly {
+                name,
+                detail,
+                packet,
+                ts,
+            })
+        };
+        let what = || {
+            format!(
+                "{} frame at stream offset {offset}",
+                opcode::name(hdr.opcode)
+            )
+        };
+        if hdr.len_top_bit {
+            out(anomaly(
+                "ws_length_top_bit",
+                format!(
+                    "{}: 64-bit length 0x{:016x} has the top bit set",
+                    what(),
+                    hdr.len
+                ),
+            ));
+            self.desync(
+                format!("unusable length in the {}", what()),
+                packet,
+                ts,
+                out,
+            );
+            return;
+        }
+        self.frames += 1;
+        match (self.cfg.expect_masked, hdr.mask.is_some()) {
+            (true, false) => out(anomaly(
+                "ws_unmasked_client_frame",
+                format!("{} is not masked", what()),
+            )),
+            (false, true) => out(anomaly(
+                "ws_masked_server_frame",
+                format!("{} is masked", what()),
+            )),
+            _ => {}
+        }
+        if opcode::is_reserved(hdr.opcode) {
+            out(anomaly(
+                "ws_reserved_opcode",
+                format!("{} uses reserved opcode {}", what(), hdr.opcode),
+            ));
+        }
+        if hdr.non_minimal {
+            out(anomaly(
+                "ws_non_minimal_length",
+                format!(
+                    "{}: length {} encoded in {} header bytes",
+                    what(),
+                    hdr.len,
+                    hdr.header_len
+                ),
+            ));
+        }
+        if opcode::is_control(hdr.opcode) {
+            if hdr.len > 125 {
+                out(anomaly(
+                    "ws_control_too_long",
+                    format!("{} has {} payload bytes (max 125)", what(), hdr.len),
+                ));
+            }
+            if !hdr.fin {
+                out(anomaly(
+                    "ws_control_fragmented",
+                    format!("{} has FIN=0", what()),
+                ));
+            }
+        }
+        out(FrameEvent::Header {
+            hdr,
+            offset,
+            packet,
+            ts,
+        });
+        if hdr.len == 0 {
+            self.state = AT_BOUNDARY;
+            out(FrameEvent::End { packet, ts });
+        } else {
+            self.state = State::Payload {
+                remaining: hdr.len,
+                pos: 0,
+                mask: hdr.mask,
+            };
+        }
+    }
+
+    fn desync(
+        &mut self,
+        why: String,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(FrameEvent<'_>),
+    ) {
+        self.state = State::Desynced;
+        out(FrameEvent::Anomaly(Anomaly {
+            name: "ws_desync",
+            detail: format!("{why}; the rest of this direction is not decoded"),
+            packet,
+            ts,
+        }));
+    }
+
+    /// `len` bytes of the stream were lost at the current position. Inside the
+    /// current frame's payload the decoder skips them and stays in sync (a
+    /// `Gap` event, then `End` if the frame is done) and returns true. If they
+    /// reach a header, the direction is desynchronized: the part that fell in
+    /// the payload is reported as a `Gap`, then `ws_desync`; returns false.
+    pub fn gap(
+        &mut self,
+        len: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(FrameEvent<'_>),
+    ) -> bool {
+        if len == 0 {
+            return !self.is_desynced();
+        }
+        match self.state {
+            State::Desynced => false,
+            State::Payload {
+                remaining,
+                pos,
+                mask,
+            } if len <= remaining => {
+                out(FrameEvent::Gap { len, packet, ts });
+                let remaining = remaining - len;
+                if remaining == 0 {
+                    self.state = AT_BOUNDARY;
+                    out(FrameEvent::End { packet, ts });
+                } else {
+                    self.state = State::Payload {
+                        remaining,
+                        pos: pos + len,
+                        mask,
+                    };
+                }
+                true
+            }
+            State::Payload { remaining, .. } => {
+                out(FrameEvent::Gap {
+                    len: remaining,
+                    packet,
+                    ts,
+                });
+                self.desync(
+                    format!(
+                        "{len} bytes lost, {} of them past the end of the current frame",
+                        len - remaining
+                    ),
+                    packet,
+                    ts,
+                    out,
+                );
+                false
+            }
+            State::Header { have, .. } => {
+                let where_ = if have == 0 {
+                    "at a frame header"
+                } else {
+                    "inside a frame header"
+                };
+                self.desync(format!("{len} bytes lost {where_}"), packet, ts, out);
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::header::encode_frame;
+    use super::*;
+
+    /// Owned copy of an event, for comparing runs.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Ev {
+        Header(FrameHeader, u64),
+        Payload(Vec<u8>, u64),
+        Gap(u64),
+        End,
+        Anomaly(&'static str),
+    }
+
+    fn run(cfg: FrameConfig, chunks: &[&[u8]]) -> Vec<Ev> {
+        let mut dec = FrameDecoder::new(cfg);
+        let mut evs = Vec::new();
+        let mut off = 0u64;
+        for (i, c) in chunks.iter().enumerate() {
+            dec.feed(c, off, i as u64 + 1, Timestamp::default(), &mut |e| {
+                evs.push(own(e))
+            });
+            off += c.len() as u64;
+        }
+        coalesce(evs)
+    }
+
+    fn own(e: FrameEvent<'_>) -> Ev {
+        match e {
+            FrameEvent::Header { hdr, offset, .. } => Ev::Header(hdr, offset),
+            FrameEvent::Payload {
+                data,
+                payload_offset,
+                ..
+            } => Ev::Payload(data.to_vec(), payload_offset),
+            FrameEvent::Gap { len, .. } => Ev::Gap(len),
+            FrameEvent::End { .. } => Ev::End,
+            FrameEvent::Anomaly(a) => Ev::Anomaly(a.name),
+        }
+    }
+
+    /// Merges adjacent payload pieces so differently split inputs compare equal.
+    fn coalesce(evs: Vec<Ev>) -> Vec<Ev> {
+        let mut out: Vec<Ev> = Vec::new();
+        for e in evs {
+            if let (Some(Ev::Payload(prev, poff)), Ev::Payload(d, off)) = (out.last_mut(), &e) {
+                assert_eq!(
+                    *poff + prev.len() as u64,
+                    *off,
+                    "payload offsets must be contiguous"
+                );
+                prev.extend_from_slice(d);
+                continue;
+            }
+            out.push(e);
+        }
+        out
+    }
+
+    const CLIENT: FrameConfig = FrameConfig {
+        expect_masked: true,
+    };
+    const SERVER: FrameConfig = FrameConfig {
+        expect_masked: false,
+    };
+
+    fn sample_stream() -> Vec<u8> {
+        let mut s = Vec::new();
+        let key = Some([1, 2, 3, 4]);
+        encode_frame(&mut s, false, 0, opcode::TEXT, key, b"hello ");
+        encode_frame(&mut s, true, 0, opcode::PING, key, b"");
+        encode_frame(&mut s, true, 0, opcode::CONTINUATION, key, b"world");
+        encode_frame(&mut s, true, 0b100, opcode::BINARY, key, &[7u8; 300]);
+        encode_frame(&mut s, true, 0, opcode::BINARY, key, &vec![9u8; 70_000]);
+        encode_frame(&mut s, true, 0, opcode::CLOSE, key, &[3, 232]);
+        s
+    }
+
+    #[test]
+    fn whole_stream_events() {
+        let s = sample_stream();
+        let evs = run(CLIENT, &[&s]);
+        let headers: Vec<(u8, u64, u64)> = evs
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Header(h, off) => Some((h.opcode, h.len, *off)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            headers,
+            vec![
+                (1, 6, 0),
+                (9, 0, 12),
+                (0, 5, 18),
+                (2, 300, 29),
+                (2, 70_000, 337),
+                (8, 2, 70_351)
+            ]
+        );
+        assert_eq!(evs.iter().filter(|e| **e == Ev::End).count(), 6);
+        assert!(!evs.iter().any(|e| matches!(e, Ev::Anomaly(_))));
+        // Payload is passed through still masked.
+        let Ev::Payload(p, 0) = &evs[1] else {
+            panic!("{:?}", evs[1])
+        };
+        let mut clear = p.clone();
+        super::super::unmask(&mut clear, [1, 2, 3, 4], 0);
+        assert_eq!(clear, b"hello ");
+    }
+
+    #[test]
+    fn every_split_point_gives_identical_events() {
+        let s = sample_stream();
+        let whole = run(CLIENT, &[&s]);
+        // Every single split of the first 400 bytes (all headers up to the
+        // large frame's), plus a few inside the big payload and at its end.
+        let mut points: Vec<usize> = (0..=400).collect();
+        points.extend([
+            340,
+            341,
+            345,
+            346,
+            1000,
+            70_350,
+            70_351,
+            70_352,
+            s.len() - 1,
+            s.len(),
+        ]);
+        for p in points {
+            assert_eq!(run(CLIENT, &[&s[..p], &s[p..]]), whole, "split at {p}");
+        }
+        // Two splits around the 14-byte header of the big frame.
+        for a in 330..352 {
+            for b in a..352 {
+                assert_eq!(
+                    run(CLIENT, &[&s[..a], &s[a..b], &s[b..]]),
+                    whole,
+                    "splits {a},{b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time_gives_identical_events() {
+        let mut s = Vec::new();
+        encode_frame(&mut s, true, 0, opcode::TEXT, None, b"abc");
+        encode_frame(&mut s, true, 0, opcode::BINARY, None, &[1u8; 200]);
+        encode_frame(&mut s, true, 0, opcode::BINARY, None, &[2u8; 70_000]);
+        let whole = run(SERVER, &[&s]);
+        let bytes: Vec<&[u8]> = s.chunks(1).collect();
+        assert_eq!(run(SERVER, &bytes), whole);
+    }
+
+    #[test]
+    fn many_tiny_frames_in_one_segment() {
+        let s: Vec<u8> = [0x89u8, 0x00].repeat(100_000);
+        let mut dec = FrameDecoder::new(SERVER);
+        let (mut headers, mut ends) = (0, 0);
+        dec.feed(&s, 0, 1, Timestamp::default(), &mut |e| match e {
+            FrameEvent::Header { .. } => headers += 1,
+            FrameEvent::End { .. } => ends += 1,
+            other => panic!("unexpected {other:?}"),
+        });
+        assert_eq!((headers, ends), (100_000, 100_000));
+        assert_eq!(dec.frames(), 100_000);
+    }
+
+    #[test]
+    fn masking_direction_anomalies() {
+        let mut s = Vec::new();
+        encode_frame(&mut s, true, 0, opcode::TEXT, None, b"x");
+        assert_eq!(
+            run(CLIENT, &[&s])[0],
+            Ev::Anomaly("ws_unmasked_client_frame")
+        );
+        assert!(!run(SERVER, &[&s])
+            .iter()
+            .any(|e| matches!(e, Ev::Anomaly(_))));
+        s.clear();
+        encode_frame(&mut s, true, 0, opcode::TEXT, Some([1, 1, 1, 1]), b"x");
+        assert_eq!(run(SERVER, &[&s])[0], Ev::Anomaly("ws_masked_server_frame"));
+    }
+
+    #[test]
+    fn reserved_opcode_stays_in_sync() {
+        let mut s = Vec::new();
+        encode_frame(&mut s, true, 0, 3, None, b"abcd");
+        encode_frame(&mut s, true, 0, opcode::TEXT, None, b"ok");
+        let evs = run(SERVER, &[&s]);
+        assert_eq!(evs[0], Ev::Anomaly("ws_reserved_opcode"));
+        assert!(matches!(&evs[4], Ev::Header(h, 6) if h.opcode == opcode::TEXT));
+        assert_eq!(evs[5], Ev::Payload(b"ok".to_vec(), 0));
+    }
+
+    #[test]
+    fn non_minimal_and_control_anomalies() {
+        let evs = run(SERVER, &[&[0x82, 126, 0, 1, 0xaa]]);
+        assert_eq!(evs[0], Ev::Anomaly("ws_non_minimal_length"));
+        assert_eq!(evs[2], Ev::Payload(vec![0xaa], 0));
+
+        let mut s = vec![0x88, 126, 1, 2];
+        s.extend_from_slice(&[0u8; 258]);
+        let evs = run(SERVER, &[&s]);
+        assert_eq!(evs[0], Ev::Anomaly("ws_control_too_long"));
+        assert_eq!(evs.last(), Some(&Ev::End));
+
+        let evs = run(SERVER, &[&[0x09, 0x00]]);
+        assert_eq!(evs[0], Ev::Anomaly("ws_control_fragmented"));
+    }
+
+    #[test]
+    fn top_bit_desynchronizes() {
+        let mut s = vec![0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1];
+        s.extend_from_slice(&[0x81, 0x01, b'a']);
+        let mut dec = FrameDecoder::new(SERVER);
+        let mut evs = Vec::new();
+        dec.feed(&s, 0, 1, Timestamp::default(), &mut |e| evs.push(own(e)));
+        assert_eq!(
+            evs,
+            vec![Ev::Anomaly("ws_length_top_bit"), Ev::Anomaly("ws_desync")]
+        );
+        assert!(dec.is_desynced());
+        dec.feed(&[0x81, 0x00], 13, 2, Timestamp::default(), &mut |e| {
+            evs.push(own(e))
+        });
+        assert_eq!(evs.len(), 2);
+    }
+
+    #[test]
+    fn gap_inside_payload_stays_in_sync() {
+        let mut s = Vec::new();
+        encode_frame(&mut s, true, 0, opcode::BINARY, None, &[5u8; 100]);
+        encode_frame(&mut s, true, 0, opcode::TEXT, None, b"next");
+        let mut dec = FrameDecoder::new(SERVER);
+        let mut evs = Vec::new();
+        let ts = Timestamp::default();
+        dec.feed(&s[..12], 0, 1, ts, &mut |e| evs.push(own(e)));
+        assert!(dec.gap(40, 2, ts, &mut |e| evs.push(own(e))));
+        dec.feed(&s[52..], 52, 3, ts, &mut |e| evs.push(own(e)));
+        let evs = coalesce(evs);
+        assert!(matches!(evs[0], Ev::Header(h, 0) if h.len == 100));
+        assert_eq!(evs[1], Ev::Payload(vec![5; 10], 0));
+        assert_eq!(evs[2], Ev::Gap(40));
+        assert_eq!(evs[3], Ev::Payload(vec![5; 50], 50));
+        assert_eq!(evs[4], Ev::End);
+        assert!(matches!(evs[5], Ev::Header(h, 102) if h.opcode == opcode::TEXT));
+        assert!(!dec.is_desynced());
+    }
+
+    #[test]
+    fn gap_ending_exactly_at_frame_end_stays_in_sync() {
+        let mut dec = FrameDecoder::new(SERVER);
+        let mut evs = Vec::new();
+        let ts = Timestamp::default();
+        dec.feed(&[0x82, 10, 1, 2], 0, 1, ts, &mut |e| evs.push(own(e)));
+        assert!(dec.gap(8, 2, ts, &mut |e| evs.push(own(e))));
+        assert_eq!(&evs[2..], &[Ev::Gap(8), Ev::End]);
+        assert!(dec.at_frame_boundary());
+    }
+
+    #[test]
+    fn gap_reaching_a_header_desyncs() {
+        let ts = Timestamp::default();
+        let mut dec = FrameDecoder::new(SERVER);
+        let mut evs = Vec::new();
+        dec.feed(&[0x82, 10, 1, 2], 0, 1, ts, &mut |e| evs.push(own(e)));
+        assert!(!dec.gap(9, 2, ts, &mut |e| evs.push(own(e))));
+        assert_eq!(&evs[2..], &[Ev::Gap(8), Ev::Anomaly("ws_desync")]);
+        assert!(dec.is_desynced());
+
+        let mut dec = FrameDecoder::new(SERVER);
+        let mut evs = Vec::new();
+        assert!(!dec.gap(1, 1, ts, &mut |e| evs.push(own(e))));
+        assert_eq!(evs, vec![Ev::Anomaly("ws_desync")]);
+
+        let mut dec = FrameDecoder::new(SERVER);
+        let mut evs = Vec::new();
+        dec.feed(&[0x82], 0, 1, ts, &mut |e| evs.push(own(e)));
+        assert!(!dec.gap(3, 2, ts, &mut |e| evs.push(own(e))));
+        assert_eq!(evs, vec![Ev::Anomaly("ws_desync")]);
+    }
+
+    #[test]
+    fn huge_declared_length_allocates_nothing_and_streams() {
+        let mut dec = FrameDecoder::new(SERVER);
+        let mut evs = Vec::new();
+        let ts = Timestamp::default();
+        let hdr = [0x82, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        dec.feed(&hdr, 0, 1, ts, &mut |e| evs.push(own(e)));
+        dec.feed(&[1, 2, 3], 10, 2, ts, &mut |e| evs.push(own(e)));
+        assert!(dec.gap(u64::MAX >> 2, 3, ts, &mut |e| evs.push(own(e))));
+        assert_eq!(evs.len(), 3);
+        assert_eq!(evs[1], Ev::Payload(vec![1, 2, 3], 0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_split_anywhere_gives_the_same_events(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            cut in 0usize..600,
+            masked in proptest::bool::ANY,
+        ) {
+            let cfg = FrameConfig { expect_masked: masked };
+            let cut = cut.min(data.len());
+            proptest::prop_assert_eq!(run(cfg, &[&data[..cut], &data[cut..]]), run(cfg, &[&data]));
+        }
+    }
+}
