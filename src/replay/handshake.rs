@@ -7,19 +7,14 @@ use super::transport::{is_timeout, Conn};
 use super::ReplayError;
 use crate::session::{DeflateRecord, ManifestSession};
 use base64::Engine as _;
-use sha1::{Digest, Sha1};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const MAX_HEADERS: usize = 256;
 
 /// `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2).
 pub fn accept_key(key: &str) -> String {
-    let mut h = Sha1::new();
-    h.update(key.trim().as_bytes());
-    h.update(GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+    crate::http::accept_key(key.trim().as_bytes())
 }
 
 /// A fresh random `Sec-WebSocket-Key`.

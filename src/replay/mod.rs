@@ -3,10 +3,12 @@
 //! (`server`), and compares what the peer sends with what was recorded.
 //!
 //! This module reads exports only through [`crate::session`]'s serde types and
-//! never touches the capture stages. The wire pieces it needs (frame encoding
-//! and parsing, permessage-deflate, the accept key) live in [`wire`],
-//! [`deflate`] and [`handshake`] because wsreplay speaks the protocol
-//! actively, with fresh masks and its own compression contexts.
+//! never touches the capture stages. What the peer sends is decoded by
+//! wssniff's own [`crate::ws::FrameDecoder`] and [`crate::message::Assembler`]
+//! (see [`wire::Receiver`]); frames are encoded with [`crate::ws::encode_frame`]
+//! and the accept key is [`crate::http::accept_key`]. The active-side pieces the
+//! passive stages do not have (the compressor, handshake building, extension
+//! negotiation as a server) are in [`deflate`] and [`handshake`].
 //!
 //! Exit statuses are [`ExitStatus`]; the CLI is `src/bin/wsreplay.rs`, the user
 //! documentation `docs/replay.md`.
@@ -23,22 +25,14 @@ pub mod wire;
 
 use std::fmt;
 
-/// Every anomaly name this module can emit, with its meaning. These describe
-/// what the live peer sent: protocol violations are reported, never fatal.
-pub const ANOMALIES: &[(&str, &str)] = &[
-    ("replay_masked_server_frame", "the server sent a masked frame (servers must not mask)"),
-    ("replay_unmasked_client_frame", "the client sent an unmasked frame (clients must mask)"),
-    ("replay_reserved_opcode", "the peer sent a frame with a reserved opcode"),
-    ("replay_reserved_bits", "the peer set RSV2/RSV3, or RSV1 without negotiated permessage-deflate"),
-    ("replay_orphan_continuation", "a continuation frame arrived with no message in progress"),
-    ("replay_interrupted_message", "a new data frame arrived before the previous message's final frame; the unfinished message is kept, flagged incomplete"),
-    ("replay_bad_control_frame", "a control frame was fragmented or longer than 125 bytes"),
-    ("replay_frame_too_large", "a frame or message exceeded ReplayLimits::max_message_bytes; the excess was discarded and the message flagged truncated"),
-    ("replay_inflate_failed", "a compressed message could not be inflated; its raw payload is kept"),
-    ("replay_receive_budget_exhausted", "ReplayLimits::max_received_bytes was reached; later messages are counted but their payload is not kept"),
-    ("replay_data_after_close", "the peer sent frames after its close frame"),
-    ("replay_truncated_frame", "the connection ended inside a frame"),
-];
+/// Every anomaly name this module emits itself, with its meaning. A replay
+/// report also carries the anomalies of wssniff's own decoder about what the
+/// peer sent (names from [`crate::ws::ANOMALIES`] and
+/// [`crate::message::ANOMALIES`]): protocol violations are reported, never fatal.
+pub const ANOMALIES: &[(&str, &str)] = &[(
+    "replay_receive_budget_exhausted",
+    "ReplayLimits::max_received_bytes was reached; later messages are counted but their payload is not kept or compared",
+)];
 
 /// Exit statuses of `wsreplay`, documented in `--help` and `docs/replay.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +104,8 @@ pub struct ReplayLimits {
     pub max_export_file_bytes: u64,
     /// Largest handshake (request or response head) read from the peer.
     pub max_handshake_bytes: usize,
-    /// Largest message (after inflating) kept from the peer.
+    /// Largest message (after inflating) kept from the peer; longer ones are
+    /// kept truncated (`ws_message_truncated`, `deflate_limit`).
     pub max_message_bytes: usize,
     /// Total payload bytes kept from the peer for comparison.
     pub max_received_bytes: usize,

@@ -410,7 +410,7 @@ impl<'a> Exchange<'a> {
         let wait_deadline = Instant::now() + self.opts.timeout;
         loop {
             let now = Instant::now();
-            let have = self.receiver.messages.len();
+            let have = self.receiver.messages().len();
             let count_ok = need.map_or(true, |n| have >= n);
             if now >= due && count_ok {
                 return;
@@ -620,22 +620,22 @@ impl<'a> Exchange<'a> {
                 peer.as_str()
             ));
         }
-        self.report.comparison = compare(&expected, &self.receiver.messages, &self.opts.ignore);
+        self.report.comparison = compare(&expected, self.receiver.messages(), &self.opts.ignore);
         self.report.sent = Counts {
             messages: self.sent_messages,
             bytes: self.sent_bytes,
         };
         self.report.received = Counts {
-            messages: self.receiver.messages.len() as u64,
+            messages: self.receiver.messages().len() as u64,
             bytes: self.received_bytes,
         };
         self.report.anomalies = self
             .receiver
-            .anomalies
-            .drain(..)
+            .anomalies()
+            .iter()
             .map(|a| AnomalyReport {
                 name: a.name,
-                detail: a.detail,
+                detail: a.detail.clone(),
             })
             .collect();
     }
