@@ -15,7 +15,9 @@ use crate::session::{
     SessionEndRecord, SessionRecord, StatsRecord,
 };
 use crate::sink::{FrameView, MessageView, SessionView, Sink};
-use crate::tcp::{CloseReason, FlowHandler, FlowInfo, FlowTable, Interest, Side, StreamEvent, TcpConfig};
+use crate::tcp::{
+    CloseReason, FlowHandler, FlowInfo, FlowTable, Interest, Side, StreamEvent, TcpConfig,
+};
 use crate::types::{Anomaly, Dir, PacketNo, Timestamp};
 use crate::ws::{FrameConfig, FrameDecoder, FrameEvent};
 use std::collections::BTreeMap;
@@ -41,7 +43,10 @@ pub struct FileMap {
 impl FileMap {
     /// The input index and its 1-based packet number.
     pub fn local(&self, global: PacketNo) -> (usize, u64) {
-        let i = self.bases.partition_point(|&b| b < global).saturating_sub(1);
+        let i = self
+            .bases
+            .partition_point(|&b| b < global)
+            .saturating_sub(1);
         (i, global - self.bases.get(i).copied().unwrap_or(0))
     }
     fn multi(&self) -> bool {
@@ -258,9 +263,8 @@ impl<S: Sink> Analyzer<S> {
     /// Statistics so far.
     pub fn stats(&self) -> StatsRecord {
         let c = &self.h.counters;
-        let own = |m: &BTreeMap<&'static str, u64>| {
-            m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-        };
+        let own =
+            |m: &BTreeMap<&'static str, u64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let t = self.flows.stats();
         let mut counters = BTreeMap::new();
         if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(t) {
@@ -273,13 +277,22 @@ impl<S: Sink> Analyzer<S> {
         let d = self.decoder.stats();
         for (k, v) in [
             ("decode_snaplen_cut", d.snaplen_cut),
-            ("decode_ip_length_exceeds_packet", d.ip_length_exceeds_packet),
+            (
+                "decode_ip_length_exceeds_packet",
+                d.ip_length_exceeds_packet,
+            ),
             ("decode_fragments", d.fragments),
             ("decode_datagrams_reassembled", d.datagrams_reassembled),
             ("decode_datagrams_expired", d.datagrams_expired),
             ("decode_datagrams_evicted", d.datagrams_evicted),
-            ("decode_datagrams_incomplete_at_end", d.datagrams_incomplete_at_end),
-            ("decode_fragment_overlap_conflicts", d.fragment_overlap_conflicts),
+            (
+                "decode_datagrams_incomplete_at_end",
+                d.datagrams_incomplete_at_end,
+            ),
+            (
+                "decode_fragment_overlap_conflicts",
+                d.fragment_overlap_conflicts,
+            ),
         ] {
             counters.insert(k.to_owned(), v);
         }
@@ -308,7 +321,6 @@ fn side_index(s: Side) -> usize {
 fn addr(a: &SocketAddr) -> String {
     a.to_string()
 }
-
 
 impl<S: Sink> Handler<S> {
     fn fail(&mut self, r: io::Result<()>) {
@@ -369,9 +381,11 @@ impl<S: Sink> Handler<S> {
         let resp = &hs.response;
         let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
         let header_pairs = |hs: &[crate::http::Header]| -> Vec<(String, String)> {
-            hs.iter().map(|h| (h.name.clone(), lossy(&h.value))).collect()
+            hs.iter()
+                .map(|h| (h.name.clone(), lossy(&h.value)))
+                .collect()
         };
-        let ext_params: Vec<(String, Vec<(String, Option<String>)>)> = hs
+        let ext_params: Vec<message::Extension> = hs
             .extensions
             .iter()
             .map(|e| (e.name.clone(), e.params.clone()))
@@ -648,7 +662,8 @@ impl<S: Sink> Emitter<'_, S> {
     fn anomaly(&mut self, a: &Anomaly) {
         self.counts.anomalies += 1;
         *self.counts.anomalies_by_name.entry(a.name).or_default() += 1;
-        self.h.emit_anomaly(a, Some(self.id), self.flow, Some(self.dir));
+        self.h
+            .emit_anomaly(a, Some(self.id), self.flow, Some(self.dir));
     }
 
     fn output(&mut self, out: Output<'_>) {
@@ -729,7 +744,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
     type State = Conn;
 
     fn open(&mut self, _info: &FlowInfo) -> Conn {
-        Conn::Http(Box::new(HandshakeTracker::new(self.cfg.http.clone())))
+        Conn::Http(Box::new(HandshakeTracker::new(self.cfg.http)))
     }
 
     fn event(&mut self, st: &mut Conn, info: &FlowInfo, ev: StreamEvent<'_>) -> Interest {
@@ -767,7 +782,9 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                 let cdir = Dir::C2s;
                                 for ch in &pending_client {
                                     let cseq = info.isn[client_side]
-                                        .map(|i| i.wrapping_add(1).wrapping_add(ch.stream_offset as u32))
+                                        .map(|i| {
+                                            i.wrapping_add(1).wrapping_add(ch.stream_offset as u32)
+                                        })
                                         .unwrap_or(0);
                                     self.ws_data(
                                         &mut sess,
@@ -791,7 +808,8 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                 sess.dirs[dir.index()].seq0 = tail_seq;
                                 if !tail.is_empty() {
                                     self.ws_data(
-                                        &mut sess, info.id, dir, tail_off, tail_seq, tail, packet, ts,
+                                        &mut sess, info.id, dir, tail_off, tail_seq, tail, packet,
+                                        ts,
                                     );
                                 }
                                 *st = Conn::Ws(sess);
@@ -891,7 +909,11 @@ impl<S: Sink> FlowHandler for Handler<S> {
                     StreamEvent::Anomaly { side, anomaly } => {
                         let dir = dir_of(side);
                         sess.counts.anomalies += 1;
-                        *sess.counts.anomalies_by_name.entry(anomaly.name).or_default() += 1;
+                        *sess
+                            .counts
+                            .anomalies_by_name
+                            .entry(anomaly.name)
+                            .or_default() += 1;
                         self.emit_anomaly(&anomaly, Some(sess.id), info.id, Some(dir));
                     }
                     StreamEvent::Fin { ts, .. } | StreamEvent::Rst { ts, .. } => {
@@ -919,22 +941,6 @@ impl<S: Sink> FlowHandler for Handler<S> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_map_locates_packets() {
-        let m = FileMap {
-            bases: vec![0, 10, 25],
-        };
-        assert_eq!(m.local(1), (0, 1));
-        assert_eq!(m.local(10), (0, 10));
-        assert_eq!(m.local(11), (1, 1));
-        assert_eq!(m.local(25), (1, 15));
-        assert_eq!(m.local(26), (2, 1));
-    }
-}
 
 /// How a run over capture files ended, when the sink did not fail.
 pub struct RunOutcome<S> {
@@ -1080,4 +1086,21 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(HEX[(b & 15) as usize] as char);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_map_locates_packets() {
+        let m = FileMap {
+            bases: vec![0, 10, 25],
+        };
+        assert_eq!(m.local(1), (0, 1));
+        assert_eq!(m.local(10), (0, 10));
+        assert_eq!(m.local(11), (1, 1));
+        assert_eq!(m.local(25), (1, 15));
+        assert_eq!(m.local(26), (2, 1));
+    }
 }

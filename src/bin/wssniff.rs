@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use wssniff::pipeline::{self, Config, NoProgress, RunOutcome};
 use wssniff::session::{tool_version, CaptureRecord, SCHEMA_VERSION};
-use wssniff::sink::{ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink};
+use wssniff::sink::{
+    ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink,
+};
 
 /// Exit statuses (documented in the README and `--help`).
 mod exit {
@@ -118,7 +120,12 @@ struct LimitArgs {
     max_inflate: usize,
 
     /// Most frames recorded per message
-    #[arg(long, default_value_t = 65_536, value_name = "N", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 65_536,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
     max_fragments: usize,
 
     /// Out-of-order bytes buffered per direction
@@ -126,7 +133,12 @@ struct LimitArgs {
     ooo_limit: usize,
 
     /// Out-of-order segments buffered per direction
-    #[arg(long, default_value_t = 65_536, value_name = "N", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 65_536,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
     max_segments: usize,
 
     /// Memory for all reassembly buffers together
@@ -134,7 +146,12 @@ struct LimitArgs {
     memcap: usize,
 
     /// Most TCP flows tracked at once (least recently used are evicted)
-    #[arg(long, default_value_t = 1_000_000, value_name = "N", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 1_000_000,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
     max_flows: usize,
 
     /// Largest HTTP handshake head (bytes)
@@ -142,7 +159,12 @@ struct LimitArgs {
     max_handshake: usize,
 
     /// Most headers in a handshake
-    #[arg(long, default_value_t = 1024, value_name = "N", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
     max_headers: usize,
 
     /// Which bytes win when overlapping TCP segments disagree
@@ -175,7 +197,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let result = match cli.command {

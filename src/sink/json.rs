@@ -197,9 +197,9 @@ pub fn message_record(m: &MessageView<'_>, with_frames: bool) -> MessageRecord {
                     fin: f.fin,
                     rsv: f.rsv,
                     opcode: f.opcode,
-                    mask: f.mask.map(|k| {
-                        k.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                    }),
+                    mask: f
+                        .mask
+                        .map(|k| k.iter().map(|b| format!("{b:02x}")).collect::<String>()),
                     payload_len: f.payload_len,
                     wire_len: f.wire_len,
                     offset: f.offset,
@@ -302,7 +302,10 @@ mod tests {
         })
         .unwrap();
         let s = String::from_utf8(sink.into_inner()).unwrap();
-        assert!(s.starts_with("{\"type\":\"gap\",\"session\":null,\"flow\":2"), "{s}");
+        assert!(
+            s.starts_with("{\"type\":\"gap\",\"session\":null,\"flow\":2"),
+            "{s}"
+        );
         assert!(s.ends_with("}\n"));
     }
 }

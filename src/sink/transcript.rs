@@ -120,8 +120,7 @@ pub fn preview(payload: &[u8], is_text: bool, max: usize) -> String {
     if is_text {
         if let Ok(text) = std::str::from_utf8(payload) {
             s.push('"');
-            let mut n = 0;
-            for ch in text.chars() {
+            for (n, ch) in text.chars().enumerate() {
                 if n >= max {
                     s.push('…');
                     break;
@@ -137,7 +136,6 @@ pub fn preview(payload: &[u8], is_text: bool, max: usize) -> String {
                     }
                     c => s.push(c),
                 }
-                n += 1;
             }
             s.push('"');
             return s;
@@ -205,7 +203,11 @@ impl<W: Write> Sink for TranscriptSink<W> {
                 None => self.line.push_str(" code=none"),
             }
             if !reason.is_empty() {
-                let _ = write!(self.line, " reason={}", preview(reason.as_bytes(), true, 60));
+                let _ = write!(
+                    self.line,
+                    " reason={}",
+                    preview(reason.as_bytes(), true, 60)
+                );
             }
         } else {
             let p = preview(m.payload, m.is_text, self.opts.preview);
