@@ -123,7 +123,6 @@ struct Handler<S: Sink> {
     sink: S,
     cfg: Config,
     files: FileMap,
-    next_session: u64,
     counters: Counters,
     err: Option<io::Error>,
     want_streams: bool,
@@ -154,7 +153,6 @@ impl<S: Sink> Analyzer<S> {
                 sink,
                 cfg,
                 files: FileMap::default(),
-                next_session: 1,
                 counters: Counters::default(),
                 err: None,
                 want_streams,
@@ -367,9 +365,11 @@ impl<S: Sink> Handler<S> {
         packets.iter().map(|&p| self.files.local(p).1).collect()
     }
 
-    fn start_session(&mut self, info: &FlowInfo, hs: Box<Handshake>) -> Box<WsSession> {
-        let id = self.next_session;
-        self.next_session += 1;
+    /// A new session; its id is the global number of the packet that
+    /// completed the 101 response, which no other session can share and
+    /// which does not depend on how flows are spread over threads.
+    fn start_session(&mut self, info: &FlowInfo, hs: Box<Handshake>, packet: PacketNo) -> Box<WsSession> {
+        let id = packet;
         self.counters.sessions += 1;
         let client_side = hs.client_side.min(1);
         let (client, server) = if client_side == 0 {
@@ -474,7 +474,7 @@ impl<S: Sink> Handler<S> {
         for a in &hs.anomalies {
             sess.counts.anomalies += 1;
             *sess.counts.anomalies_by_name.entry(a.name).or_default() += 1;
-            self.emit_anomaly(a, Some(id), info.id, None);
+            self.emit_anomaly(a, Some(id), info.first_packet, None);
         }
         for (name, detail) in param_anomalies {
             let a = Anomaly {
@@ -485,7 +485,7 @@ impl<S: Sink> Handler<S> {
             };
             sess.counts.anomalies += 1;
             *sess.counts.anomalies_by_name.entry(a.name).or_default() += 1;
-            self.emit_anomaly(&a, Some(id), info.id, None);
+            self.emit_anomaly(&a, Some(id), info.first_packet, None);
         }
         sess
     }
@@ -595,7 +595,7 @@ impl<S: Sink> Handler<S> {
                 h: self,
                 counts,
                 id,
-                flow: info.id,
+                flow: info.first_packet,
                 dir,
                 seq0,
             };
@@ -775,10 +775,10 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                 let mut anomalies = Vec::new();
                                 tracker.drain_anomalies(&mut anomalies);
                                 for a in &anomalies {
-                                    self.emit_anomaly(a, None, info.id, None);
+                                    self.emit_anomaly(a, None, info.first_packet, None);
                                 }
                                 let client_side = handshake.client_side.min(1);
-                                let mut sess = self.start_session(info, handshake);
+                                let mut sess = self.start_session(info, handshake, packet);
                                 let cdir = Dir::C2s;
                                 for ch in &pending_client {
                                     let cseq = info.isn[client_side]
@@ -788,7 +788,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                         .unwrap_or(0);
                                     self.ws_data(
                                         &mut sess,
-                                        info.id,
+                                        info.first_packet,
                                         cdir,
                                         ch.stream_offset,
                                         cseq,
@@ -808,7 +808,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                 sess.dirs[dir.index()].seq0 = tail_seq;
                                 if !tail.is_empty() {
                                     self.ws_data(
-                                        &mut sess, info.id, dir, tail_off, tail_seq, tail, packet,
+                                        &mut sess, info.first_packet, dir, tail_off, tail_seq, tail, packet,
                                         ts,
                                     );
                                 }
@@ -831,7 +831,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         self.counters.gap_bytes += len;
                         let rec = GapRecord {
                             session: None,
-                            flow: info.id,
+                            flow: info.first_packet,
                             dir: None,
                             seq,
                             offset,
@@ -845,7 +845,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         Interest::Continue
                     }
                     StreamEvent::Anomaly { anomaly, .. } => {
-                        self.emit_anomaly(&anomaly, None, info.id, None);
+                        self.emit_anomaly(&anomaly, None, info.first_packet, None);
                         Interest::Continue
                     }
                     StreamEvent::Fin { .. } | StreamEvent::Rst { .. } => Interest::Continue,
@@ -854,7 +854,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                     let mut anomalies = Vec::new();
                     tracker.drain_anomalies(&mut anomalies);
                     for a in &anomalies {
-                        self.emit_anomaly(a, None, info.id, None);
+                        self.emit_anomaly(a, None, info.first_packet, None);
                     }
                 }
                 interest
@@ -877,7 +877,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         ts,
                     } => {
                         let dir = dir_of(side);
-                        self.ws_data(sess, info.id, dir, offset, seq, data, packet, ts);
+                        self.ws_data(sess, info.first_packet, dir, offset, seq, data, packet, ts);
                     }
                     StreamEvent::Gap {
                         side,
@@ -893,7 +893,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         self.counters.gap_bytes += len;
                         let rec = GapRecord {
                             session: Some(sess.id),
-                            flow: info.id,
+                            flow: info.first_packet,
                             dir: Some(dir.as_str().to_owned()),
                             seq,
                             offset,
@@ -904,7 +904,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         };
                         let r = self.sink.gap(&rec);
                         self.fail(r);
-                        self.ws_gap(sess, info.id, dir, offset, len, packet, ts);
+                        self.ws_gap(sess, info.first_packet, dir, offset, len, packet, ts);
                     }
                     StreamEvent::Anomaly { side, anomaly } => {
                         let dir = dir_of(side);
@@ -914,7 +914,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                             .anomalies_by_name
                             .entry(anomaly.name)
                             .or_default() += 1;
-                        self.emit_anomaly(&anomaly, Some(sess.id), info.id, Some(dir));
+                        self.emit_anomaly(&anomaly, Some(sess.id), info.first_packet, Some(dir));
                     }
                     StreamEvent::Fin { ts, .. } | StreamEvent::Rst { ts, .. } => {
                         sess.counts.last_ts = ts;
@@ -933,7 +933,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
                 let mut anomalies = Vec::new();
                 tracker.drain_anomalies(&mut anomalies);
                 for a in &anomalies {
-                    self.emit_anomaly(a, None, info.id, None);
+                    self.emit_anomaly(a, None, info.first_packet, None);
                 }
             }
             Conn::Ignored => {}
