@@ -788,3 +788,711 @@ impl Sink for ExportSink {
 fn messages_abandon(dir: &Path) {
     let _ = fs::remove_file(tmp_name(dir, export_names::MESSAGES));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{DeflateRecord, PerDir, RequestRecord, ResponseRecord, SessionRecord};
+    use crate::sink::FrameView;
+    use std::os::unix::fs::PermissionsExt;
+
+    const REQ: &[u8] = b"GET /chat HTTP/1.1\r\nHost: localhost:8765\r\nUpgrade: websocket\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::new(1_700_000_000 + secs, 250_000_000)
+    }
+
+    fn session_record(id: u64) -> SessionRecord {
+        SessionRecord {
+            id,
+            ts: ts(0).rfc3339(),
+            client: "127.0.0.1:50000".into(),
+            server: "127.0.0.1:8765".into(),
+            uri: "/chat".into(),
+            host: Some("localhost:8765".into()),
+            extensions: vec!["permessage-deflate".into()],
+            deflate_s2c: Some(DeflateRecord {
+                no_context_takeover: false,
+                max_window_bits: 15,
+                per_frame: false,
+            }),
+            request: RequestRecord {
+                method: "GET".into(),
+                uri: "/chat".into(),
+                version: "HTTP/1.1".into(),
+                ..Default::default()
+            },
+            response: ResponseRecord {
+                status: 101,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn start(sink: &mut ExportSink, id: u64) {
+        let rec = session_record(id);
+        sink.session(&SessionView {
+            record: &rec,
+            raw_request: REQ,
+            raw_response: RESP,
+        })
+        .unwrap();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn msg<'a>(
+        session: u64,
+        dir: Dir,
+        index: u64,
+        opcode: u8,
+        payload: &'a [u8],
+        stream: [u64; 2],
+        at: i64,
+        frames: &'a [FrameView],
+    ) -> MessageView<'a> {
+        MessageView {
+            session,
+            dir,
+            index,
+            opcode,
+            payload,
+            len: payload.len() as u64,
+            is_text: opcode == 1,
+            ts: ts(at),
+            ts_last: ts(at),
+            packets: &[4],
+            file: None,
+            seq: [1, 2],
+            stream,
+            frames: frames.len().max(1) as u64,
+            compressed: false,
+            wire_len: 0,
+            truncated: false,
+            incomplete: false,
+            inflate_failed: false,
+            close: None,
+            frame_detail: frames,
+        }
+    }
+
+    fn opts(dir: &Path) -> ExportOptions {
+        ExportOptions {
+            dir: dir.to_owned(),
+            command: vec!["wssniff".into(), "read".into(), "x.pcap".into()],
+            inputs: vec![InputFile {
+                path: "x.pcap".into(),
+                size: Some(10),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The streamed bytes of the scripted run, per direction.
+    struct Streamed {
+        c2s: Vec<u8>,
+        s2c: Vec<u8>,
+    }
+
+    /// Drives a sink through a small run: session 1 with messages both ways,
+    /// a compressed message, a gap, anomalies and a close; session 2 left open.
+    fn scripted_run(opts: ExportOptions) -> io::Result<Streamed> {
+        let mut sink = ExportSink::create(opts)?;
+        sink.capture(&CaptureRecord {
+            schema: 1,
+            tool: tool_version(),
+            inputs: vec![InputFile {
+                path: "x.pcap".into(),
+                size: Some(10),
+                sha256: Some("00".into()),
+                ..Default::default()
+            }],
+        })?;
+        start(&mut sink, 1);
+        let c2s_1 = b"\x81\x85\x01\x02\x03\x04ignored-mask".to_vec();
+        sink.stream(1, Dir::C2s, &c2s_1)?;
+        let hello_frames = [FrameView {
+            fin: true,
+            opcode: 1,
+            mask: Some([1, 2, 3, 4]),
+            payload_len: 5,
+            wire_len: 11,
+            offset: 0,
+            packets: vec![4],
+            ..Default::default()
+        }];
+        sink.message(&msg(1, Dir::C2s, 0, 1, b"hello", [0, 11], 1, &hello_frames))?;
+        let s2c_1 = b"\xc2\x03abc".to_vec();
+        sink.stream(1, Dir::S2c, &s2c_1)?;
+        let z_frames = [FrameView {
+            fin: true,
+            rsv: 4,
+            opcode: 2,
+            payload_len: 3,
+            wire_len: 5,
+            offset: 0,
+            packets: vec![5],
+            ..Default::default()
+        }];
+        let mut z = msg(1, Dir::S2c, 0, 2, &[0, 255, 1, 2], [0, 5], 2, &z_frames);
+        z.compressed = true;
+        z.wire_len = 3;
+        sink.message(&z)?;
+        sink.gap(&GapRecord {
+            session: Some(1),
+            flow: 1,
+            len: 100,
+            ..Default::default()
+        })?;
+        sink.stream_gap(1, Dir::S2c, 5, 100)?;
+        let s2c_2 = b"\x81\x02ok".to_vec();
+        sink.stream(1, Dir::S2c, &s2c_2)?;
+        let ok_frames = [FrameView {
+            fin: true,
+            opcode: 1,
+            payload_len: 2,
+            wire_len: 4,
+            offset: 105,
+            packets: vec![7],
+            ..Default::default()
+        }];
+        sink.message(&msg(1, Dir::S2c, 1, 1, b"ok", [105, 109], 3, &ok_frames))?;
+        for name in [
+            "tcp_conflicting_overlap",
+            "ws_accept_mismatch",
+            "tcp_conflicting_retransmission",
+        ] {
+            sink.anomaly(&AnomalyRecord {
+                name: name.into(),
+                session: Some(1),
+                ts: Some(ts(3).rfc3339()),
+                ..Default::default()
+            })?;
+        }
+        start(&mut sink, 2);
+        let c2s_2 = b"\x88\x82\0\0\0\0\x03\xe8".to_vec();
+        sink.stream(1, Dir::C2s, &c2s_2)?;
+        let mut close = msg(1, Dir::C2s, 1, 8, b"\x03\xe8", [11, 19], 4, &[]);
+        close.close = Some((Some(1000), ""));
+        sink.message(&close)?;
+        sink.stream(2, Dir::C2s, b"session two")?;
+        sink.message(&msg(2, Dir::C2s, 0, 1, b"two", [0, 9], 5, &[]))?;
+        sink.session_end(&SessionEndRecord {
+            session: 1,
+            ts: ts(6).rfc3339(),
+            reason: "fin".into(),
+            messages: PerDir { c2s: 2, s2c: 2 },
+            close_s2c: Some(CloseRecord {
+                code: Some(1000),
+                reason: "bye".into(),
+            }),
+            ..Default::default()
+        })?;
+        sink.finish()?;
+        Ok(Streamed {
+            c2s: [c2s_1, c2s_2].concat(),
+            s2c: [s2c_1, s2c_2].concat(),
+        })
+    }
+
+    /// Every file under `root`, by relative path.
+    fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                    out.insert(rel, fs::read(&p).unwrap());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(root, root, &mut out);
+        out
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn sha256_hex(data: &[u8]) -> String {
+        hex(&Sha256::digest(data))
+    }
+
+    fn read_manifest(root: &Path) -> Manifest {
+        serde_json::from_slice(&fs::read(root.join("manifest.json")).unwrap()).unwrap()
+    }
+
+    fn messages(root: &Path, id: u64) -> Vec<MessageRecord> {
+        let p = root
+            .join(export_names::session_dir(id))
+            .join("messages.jsonl");
+        fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn layout_modes_and_stream_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let streamed = scripted_run(opts(&root)).unwrap();
+        let files = tree(&root);
+        let names: Vec<&str> = files.keys().map(String::as_str).collect();
+        let mut expected = vec!["manifest.json", "sessions.har"];
+        for id in ["000001", "000002"] {
+            for f in [
+                "c2s.bin",
+                "messages.jsonl",
+                "request.http",
+                "response.http",
+                "s2c.bin",
+            ] {
+                expected.push(Box::leak(format!("sessions/{id}/{f}").into_boxed_str()));
+            }
+        }
+        expected.sort();
+        assert_eq!(names, expected, "no temporary files may remain");
+        for d in ["", "sessions", "sessions/000001", "sessions/000002"] {
+            assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+        }
+        for f in files.keys() {
+            assert_eq!(mode(&root.join(f)), 0o600, "{f}");
+        }
+        assert_eq!(files["sessions/000001/c2s.bin"], streamed.c2s);
+        assert_eq!(files["sessions/000001/s2c.bin"], streamed.s2c);
+        assert_eq!(files["sessions/000001/request.http"], REQ);
+        assert_eq!(files["sessions/000001/response.http"], RESP);
+        assert_eq!(files["sessions/000002/c2s.bin"], b"session two");
+        assert!(files["sessions/000002/s2c.bin"].is_empty());
+    }
+
+    #[test]
+    fn manifest_describes_sessions_and_hashes_every_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        scripted_run(opts(&root)).unwrap();
+        let m = read_manifest(&root);
+        assert_eq!(m.schema, SCHEMA_VERSION);
+        assert_eq!(m.command, ["wssniff", "read", "x.pcap"]);
+        assert_eq!(
+            m.inputs[0].sha256.as_deref(),
+            Some("00"),
+            "capture record wins"
+        );
+        assert_eq!(m.first_ts, Some(ts(0).rfc3339()));
+        assert_eq!(m.last_ts, Some(ts(6).rfc3339()));
+        assert_eq!(m.sessions.len(), 2);
+        let s1 = &m.sessions[0];
+        assert_eq!((s1.id, s1.path.as_str()), (1, "sessions/000001"));
+        assert_eq!(s1.client, "127.0.0.1:50000");
+        assert_eq!(s1.host.as_deref(), Some("localhost:8765"));
+        assert_eq!(s1.deflate_s2c.as_ref().map(|d| d.max_window_bits), Some(15));
+        assert_eq!(
+            (s1.start.clone(), s1.end.clone()),
+            (ts(0).rfc3339(), ts(6).rfc3339())
+        );
+        assert_eq!(s1.messages, PerDir { c2s: 2, s2c: 2 });
+        assert_eq!(
+            s1.close_c2s,
+            Some(CloseRecord {
+                code: Some(1000),
+                reason: String::new()
+            })
+        );
+        assert_eq!(
+            s1.close_s2c.as_ref().map(|c| c.reason.as_str()),
+            Some("bye")
+        );
+        assert_eq!(
+            s1.gaps,
+            [ExportGap {
+                dir: "s2c".into(),
+                offset: 5,
+                len: 100
+            }]
+        );
+        assert_eq!(s1.conflicting_overlaps, 2);
+        assert_eq!(s1.anomalies.get("ws_accept_mismatch"), Some(&1));
+        assert!(!s1.anomalies.contains_key("export_gap_unplaced"));
+        assert!(!s1.anomalies.contains_key("export_gap_offset_mismatch"));
+        assert!(!s1.incomplete);
+        let s2 = &m.sessions[1];
+        assert!(s2.incomplete, "left open until finish");
+        assert_eq!(s2.end, ts(5).rfc3339());
+        assert_eq!(s2.messages, PerDir { c2s: 1, s2c: 0 });
+        let files = tree(&root);
+        assert_eq!(
+            m.files.len(),
+            files.len() - 1,
+            "everything but the manifest"
+        );
+        for (rel, digest) in &m.files {
+            assert_eq!(&sha256_hex(&files[rel]), digest, "{rel}");
+        }
+    }
+
+    #[test]
+    fn messages_jsonl_has_frames_and_file_offsets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let streamed = scripted_run(opts(&root)).unwrap();
+        let msgs = messages(&root, 1);
+        let order: Vec<(&str, u64)> = msgs.iter().map(|m| (m.dir.as_str(), m.index)).collect();
+        assert_eq!(order, [("c2s", 0), ("s2c", 0), ("s2c", 1), ("c2s", 1)]);
+        assert_eq!(msgs[0].text.as_deref(), Some("hello"));
+        let f0 = &msgs[0].frame_detail.as_ref().unwrap()[0];
+        assert_eq!(f0.mask.as_deref(), Some("01020304"));
+        assert_eq!(msgs[1].b64.as_deref(), Some("AP8BAg=="));
+        assert!(msgs[1].compressed);
+        assert_eq!(msgs[1].frame_detail.as_ref().unwrap()[0].rsv, 4);
+        // After the 100-byte gap, stream offset 105 is .bin offset 5.
+        assert_eq!(msgs[2].stream, [5, 9]);
+        assert_eq!(msgs[2].frame_detail.as_ref().unwrap()[0].offset, 5);
+        let [a, b] = msgs[2].stream.map(|x| x as usize);
+        assert_eq!(&streamed.s2c[a..b], b"\x81\x02ok");
+        assert_eq!(msgs[3].close.as_ref().and_then(|c| c.code), Some(1000));
+    }
+
+    #[test]
+    fn har_has_chrome_websocket_shape() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        scripted_run(opts(&root)).unwrap();
+        let har: serde_json::Value =
+            serde_json::from_slice(&fs::read(root.join("sessions.har")).unwrap()).unwrap();
+        assert_eq!(har["log"]["version"], "1.2");
+        assert_eq!(har["log"]["creator"]["name"], "wssniff");
+        let entries = har["log"]["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 2);
+        let e = &entries[0];
+        assert_eq!(e["_resourceType"], "websocket");
+        assert_eq!(e["startedDateTime"], "2023-11-14T22:13:20.250Z");
+        assert_eq!(e["time"], 6000.0);
+        assert_eq!(e["request"]["method"], "GET");
+        assert_eq!(e["request"]["url"], "ws://localhost:8765/chat");
+        assert_eq!(e["request"]["httpVersion"], "HTTP/1.1");
+        assert_eq!(e["request"]["headers"][0]["name"], "Host");
+        assert_eq!(e["request"]["headers"][0]["value"], "localhost:8765");
+        assert_eq!(e["request"]["headersSize"], REQ.len());
+        assert_eq!(e["response"]["status"], 101);
+        assert_eq!(e["response"]["statusText"], "Switching Protocols");
+        assert_eq!(e["response"]["content"]["mimeType"], "");
+        assert_eq!(e["serverIPAddress"], "127.0.0.1");
+        assert!(e["cache"].as_object().unwrap().is_empty());
+        let ws = e["_webSocketMessages"].as_array().unwrap();
+        let got: Vec<(&str, u64, &str)> = ws
+            .iter()
+            .map(|m| {
+                (
+                    m["type"].as_str().unwrap(),
+                    m["opcode"].as_u64().unwrap(),
+                    m["data"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("send", 1, "hello"),
+                ("receive", 2, "AP8BAg=="),
+                ("receive", 1, "ok"),
+                ("send", 8, "A+g=")
+            ]
+        );
+        assert_eq!(ws[0]["time"], 1_700_000_001.25);
+    }
+
+    #[test]
+    fn same_calls_give_byte_identical_exports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        scripted_run(opts(&a)).unwrap();
+        scripted_run(opts(&b)).unwrap();
+        let (ta, tb) = (tree(&a), tree(&b));
+        assert_eq!(ta.len(), 12);
+        assert_eq!(ta, tb);
+    }
+
+    #[test]
+    fn few_open_files_still_give_exact_streams() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let mut sink = ExportSink::create(ExportOptions {
+            max_open_sessions: 2,
+            buffer_size: 4,
+            ..opts(&root)
+        })
+        .unwrap();
+        let ids = 1..=5u64;
+        for id in ids.clone() {
+            start(&mut sink, id);
+        }
+        for round in 0..10u8 {
+            for id in ids.clone() {
+                sink.stream(id, Dir::C2s, &[id as u8, round]).unwrap();
+                let open = sink
+                    .live
+                    .values()
+                    .filter(|s| s.files[1].out.is_some())
+                    .count();
+                assert!(sink.lru.len() <= 2 && open <= 2, "{open} sessions open");
+            }
+        }
+        sink.session_end(&SessionEndRecord {
+            session: 3,
+            ts: ts(1).rfc3339(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            !sink.live.contains_key(&3),
+            "state of an ended session is freed"
+        );
+        sink.finish().unwrap();
+        let m = read_manifest(&root);
+        for id in ids {
+            let want: Vec<u8> = (0..10u8).flat_map(|r| [id as u8, r]).collect();
+            let rel = format!("{}/c2s.bin", export_names::session_dir(id));
+            assert_eq!(fs::read(root.join(&rel)).unwrap(), want, "{rel}");
+            assert_eq!(m.files[&rel], sha256_hex(&want));
+        }
+    }
+
+    #[test]
+    fn unplaced_and_misplaced_gaps_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let mut sink = ExportSink::create(opts(&root)).unwrap();
+        start(&mut sink, 1);
+        sink.stream(1, Dir::C2s, b"abc").unwrap();
+        sink.stream_gap(1, Dir::C2s, 7, 10).unwrap();
+        for _ in 0..3 {
+            sink.gap(&GapRecord {
+                session: Some(1),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        sink.finish().unwrap();
+        let s = &read_manifest(&root).sessions[0];
+        assert_eq!(s.anomalies.get("export_gap_unplaced"), Some(&2));
+        assert_eq!(s.anomalies.get("export_gap_offset_mismatch"), Some(&1));
+        assert_eq!(s.gaps[0].offset, 3);
+        for (name, _) in ANOMALIES {
+            assert!(s.anomalies.contains_key(*name), "{name} is emitted");
+        }
+    }
+
+    #[test]
+    fn file_offset_skips_gaps() {
+        let gaps = [
+            GapPos {
+                stream: 10,
+                file: 10,
+                len: 5,
+            },
+            GapPos {
+                stream: 20,
+                file: 15,
+                len: 100,
+            },
+        ];
+        let got: Vec<u64> = [0, 9, 10, 12, 15, 19, 20, 50, 120, 130]
+            .into_iter()
+            .map(|x| file_offset(&gaps, x))
+            .collect();
+        assert_eq!(got, [0, 9, 10, 10, 10, 14, 15, 15, 15, 25]);
+    }
+
+    #[test]
+    fn refuses_non_empty_dir_unless_forced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        scripted_run(opts(&root)).unwrap();
+        let err = ExportSink::create(opts(&root)).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(
+            err.to_string().contains(&root.display().to_string()),
+            "{err}"
+        );
+        let before = tree(&root);
+        scripted_run(ExportOptions {
+            force: true,
+            ..opts(&root)
+        })
+        .unwrap();
+        assert_eq!(
+            tree(&root),
+            before,
+            "a forced export replaces files in place"
+        );
+    }
+
+    #[test]
+    fn accepts_existing_empty_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        scripted_run(opts(tmp.path())).unwrap();
+        assert!(tmp.path().join("manifest.json").is_file());
+    }
+
+    #[test]
+    fn refuses_symlink_as_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("target");
+        fs::create_dir(&target).unwrap();
+        let link = tmp.path().join("out");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for force in [false, true] {
+            let err = ExportSink::create(ExportOptions {
+                force,
+                ..opts(&link)
+            })
+            .err()
+            .unwrap();
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn refuses_symlink_inside_even_with_force() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("elsewhere");
+        fs::create_dir(&target).unwrap();
+        let root = tmp.path().join("out");
+        fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&target, root.join("sessions")).unwrap();
+        let err = ExportSink::create(ExportOptions {
+            force: true,
+            ..opts(&root)
+        })
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+
+        // A session folder planted as a symlink is refused too.
+        fs::remove_file(root.join("sessions")).unwrap();
+        fs::create_dir(root.join("sessions")).unwrap();
+        std::os::unix::fs::symlink(&target, root.join("sessions/000001")).unwrap();
+        let mut sink = ExportSink::create(ExportOptions {
+            force: true,
+            ..opts(&root)
+        })
+        .unwrap();
+        let rec = session_record(1);
+        let err = sink
+            .session(&SessionView {
+                record: &rec,
+                raw_request: REQ,
+                raw_response: RESP,
+            })
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(
+            fs::read_dir(&target).unwrap().count(),
+            0,
+            "nothing written through"
+        );
+    }
+
+    #[test]
+    fn forced_export_replaces_a_symlinked_file_not_its_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let root = tmp.path().join("out");
+        fs::create_dir_all(root.join("sessions/000001")).unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("sessions/000001/c2s.bin")).unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("sessions/000001/.s2c.bin.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("manifest.json")).unwrap();
+        scripted_run(ExportOptions {
+            force: true,
+            ..opts(&root)
+        })
+        .unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        let c2s = root.join("sessions/000001/c2s.bin");
+        assert!(fs::symlink_metadata(&c2s).unwrap().is_file());
+        assert!(fs::symlink_metadata(root.join("manifest.json"))
+            .unwrap()
+            .is_file());
+    }
+
+    #[test]
+    fn unwritable_location_is_an_error_naming_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Tests may run as root, which permission bits do not stop: a path
+        // under a regular file fails for everyone (ENOTDIR).
+        let file = tmp.path().join("plain");
+        fs::write(&file, b"").unwrap();
+        let root = file.join("out");
+        let err = ExportSink::create(opts(&root)).err().unwrap();
+        assert!(
+            err.to_string().contains(&root.display().to_string()),
+            "{err}"
+        );
+        if !nix::unistd::geteuid().is_root() {
+            let ro = tmp.path().join("ro");
+            fs::create_dir(&ro).unwrap();
+            fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
+            let root = ro.join("out");
+            let err = ExportSink::create(opts(&root)).err().unwrap();
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+            assert!(
+                err.to_string().contains(&root.display().to_string()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn failed_write_leaves_neither_final_nor_temporary_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = write_whole(tmp.path(), "x.json", false, |w| {
+            w.write_all(b"partial")?;
+            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+        })
+        .err()
+        .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert!(err.to_string().contains("x.json"), "{err}");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn records_for_unknown_sessions_are_counted_not_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let mut sink = ExportSink::create(opts(&root)).unwrap();
+        sink.stream(9, Dir::C2s, b"x").unwrap();
+        sink.message(&msg(9, Dir::C2s, 0, 1, b"x", [0, 1], 0, &[]))
+            .unwrap();
+        assert_eq!(sink.orphan_records(), 2);
+        sink.finish().unwrap();
+        assert!(read_manifest(&root).sessions.is_empty());
+    }
+
+    #[test]
+    fn crash_leaves_completed_messages_in_tmp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let mut sink = ExportSink::create(opts(&root)).unwrap();
+        start(&mut sink, 1);
+        sink.message(&msg(1, Dir::C2s, 0, 1, b"first", [0, 11], 0, &[]))
+            .unwrap();
+        let tmp_path = root.join("sessions/000001/.messages.jsonl.tmp");
+        let text = fs::read_to_string(&tmp_path).unwrap();
+        assert!(text.ends_with('\n') && text.contains("\"first\""), "{text}");
+        assert!(!root.join("sessions/000001/messages.jsonl").exists());
+        assert!(!root.join("manifest.json").exists());
+        drop(sink);
+    }
+}
