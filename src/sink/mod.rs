@@ -9,6 +9,7 @@
 //! pipe) stops the run, and the CLI turns `BrokenPipe` into a quiet exit.
 
 pub mod export;
+pub mod har;
 pub mod json;
 pub mod transcript;
 
