@@ -368,7 +368,12 @@ impl<S: Sink> Handler<S> {
     /// A new session; its id is the global number of the packet that
     /// completed the 101 response, which no other session can share and
     /// which does not depend on how flows are spread over threads.
-    fn start_session(&mut self, info: &FlowInfo, hs: Box<Handshake>, packet: PacketNo) -> Box<WsSession> {
+    fn start_session(
+        &mut self,
+        info: &FlowInfo,
+        hs: Box<Handshake>,
+        packet: PacketNo,
+    ) -> Box<WsSession> {
         let id = packet;
         self.counters.sessions += 1;
         let client_side = hs.client_side.min(1);
@@ -808,7 +813,13 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                 sess.dirs[dir.index()].seq0 = tail_seq;
                                 if !tail.is_empty() {
                                     self.ws_data(
-                                        &mut sess, info.first_packet, dir, tail_off, tail_seq, tail, packet,
+                                        &mut sess,
+                                        info.first_packet,
+                                        dir,
+                                        tail_off,
+                                        tail_seq,
+                                        tail,
+                                        packet,
                                         ts,
                                     );
                                 }
@@ -940,7 +951,6 @@ impl<S: Sink> FlowHandler for Handler<S> {
         }
     }
 }
-
 
 /// How a run over capture files ended, when the sink did not fail.
 pub struct RunOutcome<S> {

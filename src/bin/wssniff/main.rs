@@ -252,6 +252,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
             force: args.force,
             command: std::env::args().collect(),
             inputs: inputs.clone(),
+            ..Default::default()
         };
         let export = ExportSink::create(opts).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot export to {}: {e}", dir.display()))
