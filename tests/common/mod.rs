@@ -60,6 +60,8 @@ pub struct Frame {
     pub opcode: u8,
     pub masked: bool,
     pub payload_len: u64,
+    /// Offset of the frame's first byte in its direction's stream.
+    pub offset: u64,
     pub packets: Vec<u64>,
 }
 
@@ -120,6 +122,7 @@ impl Sink for Keep {
                     opcode: f.opcode,
                     masked: f.mask.is_some(),
                     payload_len: f.payload_len,
+                    offset: f.offset,
                     packets: f.packets.clone(),
                 })
                 .collect(),
