@@ -33,7 +33,10 @@ fn anomalies_doc_lists_every_name() {
         std::fs::write(&path, &fresh).unwrap();
         return;
     }
-    assert_eq!(doc, fresh, "docs/anomalies.md is stale: re-bless with WSSNIFF_BLESS=1");
+    assert_eq!(
+        doc, fresh,
+        "docs/anomalies.md is stale: re-bless with WSSNIFF_BLESS=1"
+    );
 }
 
 #[test]
@@ -42,7 +45,8 @@ fn anomaly_names_are_unique_snake_case() {
     for (stage, names) in wssniff::ANOMALY_TABLES {
         for (name, meaning) in *names {
             assert!(
-                name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{stage}: {name} is not snake_case"
             );
             assert!(!meaning.is_empty(), "{stage}: {name} has no meaning");
