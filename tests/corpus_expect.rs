@@ -16,6 +16,22 @@ fn text_of(m: &common::Msg) -> String {
     String::from_utf8_lossy(&m.payload).into_owned()
 }
 
+/// The text of each frame of an uncompressed message: its payload split at
+/// the frames' lengths.
+fn frame_texts(m: &common::Msg) -> Vec<String> {
+    assert!(!m.compressed, "frame texts of a compressed message");
+    let mut out = Vec::new();
+    let mut rest: &[u8] = &m.payload;
+    for f in &m.frames {
+        let n = usize::try_from(f.payload_len).unwrap_or(usize::MAX).min(rest.len());
+        let (head, tail) = rest.split_at(n);
+        out.push(String::from_utf8_lossy(head).into_owned());
+        rest = tail;
+    }
+    assert!(rest.is_empty(), "frames shorter than the payload");
+    out
+}
+
 fn anomaly_names(k: &Keep) -> BTreeSet<String> {
     k.anomalies.iter().map(|a| a.name.clone()).collect()
 }
@@ -302,11 +318,13 @@ fn arkime_expectations() {
             let ours: u64 = frames.iter().map(|f| f.payload_len).sum();
             assert_eq!(ours, bytes, "{test} payload bytes");
         }
+        // Arkime samples text per frame, not per message: a fragmented
+        // message shows as one sample per frame.
         let texts: BTreeSet<String> = k
             .messages
             .iter()
             .filter(|m| m.opcode == 1)
-            .map(text_of)
+            .flat_map(frame_texts)
             .collect();
         for t in w["textSample"].as_array().into_iter().flatten() {
             assert!(

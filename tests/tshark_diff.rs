@@ -77,6 +77,12 @@ const EXPLAINED: &[(&str, u64, Bug)] = &[
     ("testdata/real/node-deflate.pcap", 119, Bug::PerFrameInflate),
     ("testdata/real/node-deflate.pcap", 122, Bug::PerFrameInflate),
     ("testdata/real/py-basic.pcap", 119, Bug::EmptyFinalFrame),
+    ("testdata/real/py-echo.pcap", 21, Bug::EmptyFinalFrame),
+    (
+        "testdata/real/py-echo-deflate.pcap",
+        21,
+        Bug::PerFrameInflate,
+    ),
     ("testdata/real/py-basic.pcap", 125, Bug::EmptyFinalFrame),
     (
         "testdata/real/py-client-node-server.pcap",
