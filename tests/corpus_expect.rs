@@ -178,7 +178,9 @@ fn zeek_frame_events() {
         common::root().join("testdata/corpus/zeek/expected/websocket.events/out"),
     )
     .expect("events");
-    let mut sections: Vec<(String, Vec<(bool, bool, u8, u8, u64)>)> = Vec::new();
+    // (is_orig, fin, rsv, opcode, payload length) per frame, per capture.
+    type ZeekFrameEvent = (bool, bool, u8, u8, u64);
+    let mut sections: Vec<(String, Vec<ZeekFrameEvent>)> = Vec::new();
     for line in text.lines() {
         if line.ends_with(".pcap") && !line.contains(' ') {
             sections.push((line.to_owned(), Vec::new()));
@@ -273,12 +275,15 @@ struct ZeekFrame {
     chunks: Vec<(u64, Vec<u8>)>,
 }
 
+/// A capture's section of a Zeek dump: its name, frames and closes.
+type ZeekSection = (String, Vec<ZeekFrame>, Vec<(bool, u16, String)>);
+
 /// The frames and `websocket_close` events (orig, status, reason) of each
 /// capture section of a Zeek dump (a dump of one capture has one section,
 /// named by `default`).
-fn zeek_dump(path: &str, default: &str) -> Vec<(String, Vec<ZeekFrame>, Vec<(bool, u16, String)>)> {
+fn zeek_dump(path: &str, default: &str) -> Vec<ZeekSection> {
     let text = std::fs::read_to_string(common::root().join(path)).expect("zeek dump");
-    let mut out: Vec<(String, Vec<ZeekFrame>, Vec<(bool, u16, String)>)> = Vec::new();
+    let mut out: Vec<ZeekSection> = Vec::new();
     for line in text.lines() {
         if line.ends_with(".pcap") && !line.contains(' ') {
             out.push((line.to_owned(), Vec::new(), Vec::new()));

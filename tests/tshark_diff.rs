@@ -602,8 +602,8 @@ fn differ_notices_a_changed_frame() {
     };
     let mut b = a.clone();
     b.text = Some("a\\nb".into());
-    assert!(disagreements(&[a.clone()], &[b.clone()], true).is_empty());
+    assert!(disagreements(std::slice::from_ref(&a), std::slice::from_ref(&b), true).is_empty());
     b.len = 4;
-    assert_eq!(disagreements(&[a.clone()], &[b], true).len(), 1);
+    assert_eq!(disagreements(std::slice::from_ref(&a), &[b], true).len(), 1);
     assert_eq!(disagreements(&[a], &[], true).len(), 1);
 }
