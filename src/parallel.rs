@@ -58,9 +58,7 @@
 use crate::capture::{CaptureError, CaptureReader};
 use crate::decode::Segment;
 use crate::pipeline::{Analyzer, Config};
-use crate::session::{
-    AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord,
-};
+use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord};
 use crate::sink::{
     JsonSink, MessageView, SessionView, Sink, Tee, TranscriptOptions, TranscriptSink,
 };
@@ -639,4 +637,198 @@ pub fn sum_stats(parts: &[StatsRecord]) -> StatsRecord {
         add(&mut s.counters, &p.counters, true);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{self, NoProgress};
+    use crate::synth::gen::{generate, GenConfig};
+
+    /// The one intended difference in unlimited runs: the stats' peak
+    /// counters are per shard. Blank their values out.
+    fn without_peaks(out: &[u8]) -> String {
+        let s = String::from_utf8_lossy(out).into_owned();
+        let re = regex::Regex::new(r#""tcp_peak_(flows|memory)":\d+"#).unwrap();
+        re.replace_all(&s, "\"tcp_peak_$1\":_").into_owned()
+    }
+
+    fn single(paths: &[PathBuf], cfg: &Config, format: &Format) -> (Vec<u8>, StatsRecord) {
+        // Writers into a shared buffer: a `Tee` needs `'static` sinks.
+        let w = ChunkWriter::default();
+        let sink: Box<dyn Sink> = match format {
+            Format::Json => Box::new(JsonSink::new(w.clone())),
+            Format::Transcript(o) => Box::new(TranscriptSink::new(w.clone(), o.clone())),
+            Format::StatsOnly => Box::new(Tee::default()),
+        };
+        let r =
+            pipeline::run_files(paths, cfg.clone(), Tee::new(vec![sink]), &mut NoProgress).unwrap();
+        let out = w.0.borrow().clone();
+        (out, r.stats)
+    }
+
+    fn sharded(
+        paths: &[PathBuf],
+        cfg: &Config,
+        n: usize,
+        format: &Format,
+    ) -> (Vec<u8>, StatsRecord) {
+        let mut out = Vec::new();
+        let r = run_files(paths, cfg.clone(), n, format.clone(), &mut out).unwrap();
+        (out, r.stats)
+    }
+
+    fn assert_identical(paths: &[PathBuf], cfg: &Config) -> StatsRecord {
+        let formats = [
+            Format::Json,
+            Format::Transcript(TranscriptOptions {
+                summary: true,
+                ..Default::default()
+            }),
+        ];
+        let mut stats = StatsRecord::default();
+        for format in &formats {
+            let (want, s1) = single(paths, cfg, format);
+            assert!(!want.is_empty());
+            for n in [1, 2, 3, 5] {
+                let (got, s2) = sharded(paths, cfg, n, format);
+                assert_eq!(
+                    without_peaks(&want),
+                    without_peaks(&got),
+                    "{paths:?} {format:?} threads {n}"
+                );
+                let mut a = s1.clone();
+                let mut b = s2.clone();
+                for m in [&mut a.counters, &mut b.counters] {
+                    m.retain(|k, _| {
+                        !k.starts_with("tcp_peak_flows") && !k.starts_with("tcp_peak_memory")
+                    });
+                }
+                assert_eq!(a, b);
+            }
+            stats = s1;
+        }
+        stats
+    }
+
+    fn testdata_captures() -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut dirs = vec![
+            PathBuf::from("testdata/real"),
+            PathBuf::from("testdata/corpus"),
+        ];
+        while let Some(d) = dirs.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if [".pcap", ".pcapng", ".cap", ".pcap.gz"]
+                    .iter()
+                    .any(|x| name.ends_with(x))
+                {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn every_testdata_capture_is_identical_sharded() {
+        let caps = testdata_captures();
+        assert!(caps.len() >= 10, "found only {caps:?}");
+        for c in &caps {
+            assert_identical(std::slice::from_ref(c), &Config::default());
+        }
+        // Several files as one capture: file indexes and per-file numbers.
+        assert_identical(&caps[..3], &Config::default());
+    }
+
+    /// Rewrites a pcap's timestamps, stretching time `factor` times, so that
+    /// flows go idle long enough to time out.
+    fn stretch_time(pcap: &[u8], factor: u64) -> Vec<u8> {
+        let mut out = pcap.to_vec();
+        let magic = u32::from_le_bytes(out[0..4].try_into().unwrap());
+        let per_sec: u64 = match magic {
+            0xa1b2_c3d4 => 1_000_000,
+            0xa1b2_3c4d => 1_000_000_000,
+            m => panic!("unexpected pcap magic {m:#x}"),
+        };
+        let mut at = 24;
+        let mut base = None;
+        while at + 16 <= out.len() {
+            let secs = u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) as u64;
+            let frac = u32::from_le_bytes(out[at + 4..at + 8].try_into().unwrap()) as u64;
+            let t = secs * per_sec + frac;
+            let b = *base.get_or_insert(t);
+            let t2 = b + (t - b) * factor;
+            out[at..at + 4].copy_from_slice(&((t2 / per_sec) as u32).to_le_bytes());
+            out[at + 4..at + 8].copy_from_slice(&((t2 % per_sec) as u32).to_le_bytes());
+            let incl = u32::from_le_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
+            at += 16 + incl;
+        }
+        out
+    }
+
+    #[test]
+    fn timeouts_reordering_and_loss_are_identical_sharded() {
+        let gen = GenConfig {
+            seed: 7,
+            connections: 24,
+            target_bytes: 2 << 20,
+            fragment: true,
+            deflate: true,
+            reorder: 0.05,
+            retransmit: 0.03,
+            loss: 0.02,
+            mss: 1460,
+            ..Default::default()
+        };
+        let mut pcap = Vec::new();
+        generate(&gen, &mut pcap, io::sink()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stretched.pcap");
+        std::fs::write(&path, stretch_time(&pcap, 1_000)).unwrap();
+        let mut cfg = Config::default();
+        cfg.tcp.timeout_new_secs = 1;
+        cfg.tcp.timeout_established_secs = 2;
+        cfg.tcp.timeout_closed_secs = 2;
+        let stats = assert_identical(&[path], &cfg);
+        let counter = |k: &str| stats.counters.get(k).copied().unwrap_or(0);
+        assert!(counter("tcp_flows_timed_out") > 0, "no timeouts: {stats:?}");
+        assert!(stats.sessions > 5, "no sessions: {stats:?}");
+        assert!(counter("tcp_gaps") > 0, "no loss: {stats:?}");
+        assert!(counter("tcp_ooo_segments") > 0, "no reordering: {stats:?}");
+    }
+
+    #[test]
+    fn stats_sum_and_peaks_take_the_largest() {
+        let mut a = StatsRecord {
+            packets: 3,
+            ..Default::default()
+        };
+        a.counters.insert("tcp_peak_flows".into(), 5);
+        a.counters.insert("tcp_segments".into(), 2);
+        let mut b = a.clone();
+        b.counters.insert("tcp_peak_flows".into(), 7);
+        let s = sum_stats(&[a, b]);
+        assert_eq!(s.packets, 6);
+        assert_eq!(s.counters["tcp_peak_flows"], 7);
+        assert_eq!(s.counters["tcp_segments"], 4);
+    }
+
+    #[test]
+    fn shard_of_is_symmetric_and_in_range() {
+        let a: SocketAddr = "10.0.0.1:1234".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        for n in 1..8 {
+            assert_eq!(shard_of(a, b, n), shard_of(b, a, n));
+            assert!(shard_of(a, b, n) < n);
+        }
+    }
 }
