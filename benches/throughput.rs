@@ -68,9 +68,13 @@ fn bench_frames(c: &mut Criterion) {
             });
             let mut n = 0u64;
             for (i, seg) in stream.chunks(1460).enumerate() {
-                d.feed(seg, (i * 1460) as u64, i as u64 + 1, Timestamp::default(), &mut |_| {
-                    n += 1
-                });
+                d.feed(
+                    seg,
+                    (i * 1460) as u64,
+                    i as u64 + 1,
+                    Timestamp::default(),
+                    &mut |_| n += 1,
+                );
             }
             black_box(n)
         })
