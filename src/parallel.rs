@@ -75,9 +75,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 /// Most packets in one epoch.
 pub const EPOCH_PACKETS: usize = 1024;
 /// Most payload bytes routed in one epoch (a soft limit: one packet more).
-pub const EPOCH_BYTES: usize = 2 << 20;
+pub const EPOCH_BYTES: usize = 1 << 20;
 /// Epochs queued per channel.
-pub const QUEUE_EPOCHS: usize = 4;
+pub const QUEUE_EPOCHS: usize = 2;
 
 /// What the run writes.
 #[derive(Clone, Debug)]
@@ -173,10 +173,14 @@ impl ShardSink {
         r
     }
 
-    fn take(&mut self) -> Chunks {
+    /// The records rendered so far; `spare` (emptied) takes their place.
+    fn take(&mut self, spare: Option<Chunks>) -> Chunks {
+        let mut spare = spare.unwrap_or_default();
+        spare.data.clear();
+        spare.index.clear();
         Chunks {
-            data: std::mem::take(&mut *self.buf.0.borrow_mut()),
-            index: std::mem::take(&mut self.index),
+            data: std::mem::replace(&mut *self.buf.0.borrow_mut(), spare.data),
+            index: std::mem::replace(&mut self.index, spare.index),
         }
     }
 }
@@ -302,25 +306,39 @@ pub fn run_files<W: Write>(
         let mut to_workers = Vec::with_capacity(n);
         let mut from_workers = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
+        let mut batch_returns = Vec::with_capacity(n);
+        let mut chunk_returns = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, rx) = sync_channel::<Batch>(QUEUE_EPOCHS);
             let (otx, orx) = sync_channel::<Chunks>(QUEUE_EPOCHS);
+            // Emptied buffers go back where they were filled (see `Spare`).
+            let (btx, brx) = sync_channel::<Batch>(1);
+            let (ctx, crx) = sync_channel::<Chunks>(1);
             to_workers.push(tx);
             from_workers.push(orx);
+            batch_returns.push(brx);
+            chunk_returns.push(ctx);
             let c = shard_cfg.clone();
             let f = format.clone();
+            let spare = Spare {
+                give: btx,
+                take: crx,
+            };
             let h = std::thread::Builder::new()
                 .name(format!("wssniff-shard-{i}"))
-                .spawn_scoped(scope, move || worker(c, &f, rx, otx))?;
+                .spawn_scoped(scope, move || worker(c, &f, rx, otx, spare))?;
             handles.push(h);
         }
         let (rtx, rrx) = sync_channel::<Chunks>(QUEUE_EPOCHS);
         let f = format.clone();
         let reader_handle = std::thread::Builder::new()
             .name("wssniff-reader".to_owned())
-            .spawn_scoped(scope, move || reader(paths, cfg, &f, to_workers, rtx))?;
+            .spawn_scoped(scope, move || {
+                reader(paths, cfg, &f, to_workers, batch_returns, rtx)
+            })?;
 
-        let merged = merge(&rrx, &from_workers, out);
+        let merged = merge(&rrx, &from_workers, &chunk_returns, out);
+        drop(chunk_returns);
         // Unblock every thread before joining (on a write error they would
         // wait on full channels).
         drop(rrx);
@@ -374,6 +392,7 @@ pub fn run_files<W: Write>(
 fn merge<W: Write>(
     reader: &Receiver<Chunks>,
     workers: &[Receiver<Chunks>],
+    returns: &[SyncSender<Chunks>],
     out: &mut W,
 ) -> io::Result<()> {
     let mut epoch: Vec<Chunks> = Vec::with_capacity(workers.len() + 1);
@@ -403,8 +422,22 @@ fn merge<W: Write>(
                 out.write_all(bytes)?;
             }
         }
+        // Worker `i`'s chunks are `epoch[i + 1]`: give their buffers back.
+        for (c, back) in epoch.drain(..).skip(1).zip(returns) {
+            let _ = back.try_send(c);
+        }
     }
     Ok(())
+}
+
+/// Emptied buffers travelling back, so that each epoch reuses the memory of
+/// an earlier one instead of allocating (and faulting in) megabytes afresh:
+/// a worker gives its input batches back to the reader and takes back its
+/// rendered chunks from the merger. Bounded channels; when one is full the
+/// buffer is simply freed.
+struct Spare {
+    give: SyncSender<Batch>,
+    take: Receiver<Chunks>,
 }
 
 fn worker(
@@ -412,9 +445,10 @@ fn worker(
     format: &Format,
     rx: Receiver<Batch>,
     tx: SyncSender<Chunks>,
+    spare: Spare,
 ) -> io::Result<StatsRecord> {
     let mut an = Analyzer::new(cfg, ShardSink::new(format));
-    while let Ok(batch) = rx.recv() {
+    while let Ok(mut batch) = rx.recv() {
         for item in &batch.items {
             match *item {
                 Item::BeginFile(base) => an.begin_file_at(base),
@@ -462,9 +496,13 @@ fn worker(
             an.sink_mut().at(u64::MAX, 1);
             an.end_of_input()?;
         }
-        if tx.send(an.sink_mut().take()).is_err() || last {
+        let chunks = an.sink_mut().take(spare.take.try_recv().ok());
+        if tx.send(chunks).is_err() || last {
             break;
         }
+        batch.items.clear();
+        batch.data.clear();
+        let _ = spare.give.try_send(batch);
     }
     Ok(an.stats())
 }
@@ -500,6 +538,7 @@ fn reader(
     cfg: Config,
     format: &Format,
     to_workers: Vec<SyncSender<Batch>>,
+    returned: Vec<Receiver<Batch>>,
     to_merger: SyncSender<Chunks>,
 ) -> ReaderResult {
     let n = to_workers.len();
@@ -516,12 +555,13 @@ fn reader(
     let mut notices = Vec::new();
     // Sends one epoch to everyone; false when the merger has gone (it failed).
     let send_epoch = |batches: &mut Vec<Batch>, an: &mut Analyzer<ShardSink>| -> bool {
-        for (b, tx) in batches.iter_mut().zip(&to_workers) {
-            if tx.send(std::mem::take(b)).is_err() {
+        for ((b, tx), back) in batches.iter_mut().zip(&to_workers).zip(&returned) {
+            let next = back.try_recv().unwrap_or_default();
+            if tx.send(std::mem::replace(b, next)).is_err() {
                 return false;
             }
         }
-        to_merger.send(an.sink_mut().take()).is_ok()
+        to_merger.send(an.sink_mut().take(None)).is_ok()
     };
     'files: for path in paths {
         let mut rd = match CaptureReader::open(path) {
