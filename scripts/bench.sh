@@ -25,7 +25,9 @@ run() {
   for _ in $(seq "$runs"); do
     [ -n "${PRE:-}" ] && eval "$PRE"
     local out
-    out=$( { $TIME -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    # time's own report goes to a file: the command's stderr is discarded.
+    $TIME -o "$WORK/time.out" -f '%e %M' "$@" >/dev/null 2>/dev/null || true
+    out=$(tail -1 "$WORK/time.out")
     times+=("${out% *}"); local r=${out#* }; [ "$r" -gt "$rss" ] && rss=$r
   done
   local med
@@ -37,7 +39,7 @@ run() {
 }
 
 echo "Machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(uname -sr)"
-echo "Command: RUNS=$RUNS scripts/bench.sh ${SIZES[*]}"
+echo "Command: RUNS=$RUNS scripts/bench.sh ${SIZES[*]}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| capture | command | runs | median s | peak RSS MiB | MB/s |"
 echo "|---|---|---|---|---|---|"
@@ -65,3 +67,5 @@ for size in "${SIZES[@]}"; do
     echo "| $(basename "$F") | **read --stats --threads 1 vs tshark** | | | | **${ratio}x** |"
   fi
 done
+echo
+echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
