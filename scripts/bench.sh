@@ -21,28 +21,35 @@ TIME=/usr/bin/time
 # run LABEL FILE CMD...: median wall time over RUNS, peak RSS (max), MB/s.
 run() {
   local label=$1 file=$2; shift 2
-  local runs=${RUNS_OVERRIDE:-$RUNS} times=() rss=0
+  local runs=${RUNS_OVERRIDE:-$RUNS} times=() cpus=() rss=0
   for _ in $(seq "$runs"); do
     [ -n "${PRE:-}" ] && eval "$PRE"
     local out
     # time's own report goes to a file: the command's stderr is discarded.
-    $TIME -o "$WORK/time.out" -f '%e %M' "$@" >/dev/null 2>/dev/null || true
+    "$TIME" -o "$WORK/time.out" -f '%e %M %U %S' "$@" >/dev/null 2>/dev/null || true
     out=$(tail -1 "$WORK/time.out")
-    times+=("${out% *}"); local r=${out#* }; [ "$r" -gt "$rss" ] && rss=$r
+    local e m u s; read -r e m u s <<<"$out"
+    times+=("$e"); cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
+    [ "$m" -gt "$rss" ] && rss=$m
   done
   local med
   med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local cpu
+  cpu=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   local size; size=$(stat -c %s "$file")
   local mbs; mbs=$(awk -v s="$size" -v t="$med" 'BEGIN { printf "%.0f", (t > 0 ? s / t / 1e6 : 0) }')
-  printf '| %s | %s | %s | %s | %.1f | %s |\n' "$(basename "$file")" "$label" "$runs" "$med" "$(awk -v r="$rss" 'BEGIN{print r/1024}')" "$mbs"
+  local cmbs; cmbs=$(awk -v s="$size" -v t="$cpu" 'BEGIN { printf "%.0f", (t > 0 ? s / t / 1e6 : 0) }')
+  printf '| %s | %s | %s | %s | %s | %.1f | %s | %s |\n' "$(basename "$file")" "$label" "$runs" "$med" "$cpu" "$(awk -v r="$rss" 'BEGIN{print r/1024}')" "$mbs" "$cmbs"
   eval "LAST_MBS_${label//[^a-zA-Z0-9]/_}=$mbs"
 }
 
 echo "Machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(uname -sr)"
 echo "Command: RUNS=$RUNS scripts/bench.sh ${SIZES[*]}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| capture | command | runs | median s | peak RSS MiB | MB/s |"
-echo "|---|---|---|---|---|---|"
+# Wall time is what users see; CPU time (user + sys, all threads) is less
+# disturbed by other load on the machine.
+echo "| capture | command | runs | median wall s | median CPU s | peak RSS MiB | MB/s (wall) | MB/CPU-s |"
+echo "|---|---|---|---|---|---|---|---|"
 for size in "${SIZES[@]}"; do
   F="$WORK/gen-$size.pcap"
   if [ ! -s "$F" ]; then
@@ -64,7 +71,7 @@ for size in "${SIZES[@]}"; do
     dargs=(); for p in $ports; do dargs+=(-d "tcp.port==$p,http"); done
     RUNS_OVERRIDE=1 run "tshark -q -Y websocket" "$F" tshark -n -q -r "$F" -Y websocket "${dargs[@]}"
     ratio=$(awk -v a="$LAST_MBS_read___stats___threads_1" -v b="$LAST_MBS_tshark__q__Y_websocket" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }')
-    echo "| $(basename "$F") | **read --stats --threads 1 vs tshark** | | | | **${ratio}x** |"
+    echo "| $(basename "$F") | **read --stats --threads 1 vs tshark** | | | | | **${ratio}x** | |"
   fi
 done
 echo
