@@ -140,7 +140,10 @@ impl FlowHandler for CountBytes {
 
 /// One connection's segments: handshake, then `total` bytes from the client
 /// in 1460-byte segments; `swap` exchanges every other pair (out of order).
-fn segments(total: usize, swap: bool) -> (Vec<u8>, Vec<(u32, u8, usize, usize)>) {
+/// A segment to send: (seq, flags, payload start, payload end).
+type Seg = (u32, u8, usize, usize);
+
+fn segments(total: usize, swap: bool) -> (Vec<u8>, Vec<Seg>) {
     let data: Vec<u8> = (0..total).map(|i| i as u8).collect();
     let mut segs = vec![(1000u32, flags::SYN, 0, 0)];
     segs.push((5000, flags::SYN | flags::ACK, 0, 0));
