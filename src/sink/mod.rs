@@ -120,6 +120,11 @@ pub trait Sink {
     fn wants_frames(&self) -> bool {
         false
     }
+    /// The records that follow (until the next hint or packet) close a flow
+    /// the flow table closes on its own schedule (timeout, end of input), in
+    /// (`list`, `order`) order (see `tcp::FlowHandler::closing_in_order`).
+    /// Only the sharded writer of `parallel` needs it, to merge shards.
+    fn order_hint(&mut self, _list: u8, _order: u64) {}
 }
 
 /// Sends every record to each of several sinks, in order.
@@ -183,6 +188,11 @@ impl Sink for Tee {
     fn wants_frames(&self) -> bool {
         self.sinks.iter().any(|s| s.wants_frames())
     }
+    fn order_hint(&mut self, list: u8, order: u64) {
+        for s in self.sinks.iter_mut() {
+            s.order_hint(list, order);
+        }
+    }
 }
 
 /// Forwards to a borrowed sink (so a caller can keep ownership).
@@ -222,6 +232,9 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn wants_frames(&self) -> bool {
         (**self).wants_frames()
+    }
+    fn order_hint(&mut self, list: u8, order: u64) {
+        (**self).order_hint(list, order)
     }
 }
 

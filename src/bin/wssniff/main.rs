@@ -104,6 +104,15 @@ struct ReadArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Worker threads (default: the number of cores). Flows are sharded by
+    /// their 4-tuple; output is identical to --threads 1, except that the
+    /// global limits --max-flows and --memcap apply per thread (limit / N),
+    /// so output differs only when one of them is hit, and the stats'
+    /// tcp_peak_* counters are the largest of one thread's. --export runs
+    /// single-threaded.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
+
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -259,6 +268,12 @@ fn read(args: ReadArgs) -> io::Result<u8> {
         })?;
         sinks.push(Box::new(export));
     }
+    let threads = args
+        .threads
+        .map_or_else(wssniff::parallel::default_threads, |n| n as usize);
+    if threads > 1 && args.export.is_none() {
+        return read_sharded(&args, cfg, threads, is_tty, out, inputs);
+    }
     let mut stats_only = None;
     if args.stats {
         stats_only = Some(args.json);
@@ -302,6 +317,63 @@ fn read(args: ReadArgs) -> io::Result<u8> {
         w.flush()?;
     }
     Ok(finish_status(&outcome))
+}
+
+/// `read` over several threads (`wssniff::parallel`); same output.
+fn read_sharded(
+    args: &ReadArgs,
+    cfg: Config,
+    threads: usize,
+    is_tty: bool,
+    mut out: impl Write,
+    inputs: Vec<wssniff::session::InputFile>,
+) -> io::Result<u8> {
+    use wssniff::parallel::{self, Format};
+    let format = if args.stats {
+        Format::StatsOnly
+    } else if args.json {
+        Format::Json
+    } else {
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Format::Transcript(TranscriptOptions {
+            color,
+            preview: args.preview,
+            ..Default::default()
+        })
+    };
+    if !inputs.is_empty() {
+        JsonSink::new(&mut out).capture(&CaptureRecord {
+            schema: SCHEMA_VERSION,
+            tool: tool_version(),
+            inputs,
+        })?;
+    }
+    let outcome = parallel::run_files(&args.files, cfg, threads, format, &mut out)?;
+    out.flush()?;
+    drop(out);
+    if args.stats {
+        let mut w = io::BufWriter::new(io::stdout().lock());
+        if args.json {
+            let mut s = JsonSink::new(&mut w);
+            s.stats(&outcome.stats)?;
+            s.finish()?;
+        } else {
+            let mut s = TranscriptSink::new(&mut w, TranscriptOptions::default());
+            s.stats(&outcome.stats)?;
+            print_stats_detail(&mut w, &outcome.stats)?;
+        }
+        w.flush()?;
+    }
+    let status = RunOutcome {
+        sink: (),
+        stats: outcome.stats,
+        capture_error: outcome.capture_error,
+    };
+    Ok(finish_status(&status))
 }
 
 fn print_stats_detail(w: &mut dyn Write, s: &wssniff::session::StatsRecord) -> io::Result<()> {
