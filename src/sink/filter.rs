@@ -270,6 +270,8 @@ pub struct FilterSink<S: Sink> {
     /// Ids of open sessions that passed the session-level criteria; removed
     /// at `session_end`, so memory is one id per open session.
     kept: BTreeSet<u64>,
+    /// The filter keeps everything: pass records straight on.
+    all: bool,
     /// Messages kept / dropped, for tests and reports.
     pub messages_kept: u64,
     pub messages_dropped: u64,
@@ -279,6 +281,7 @@ impl<S: Sink> FilterSink<S> {
     pub fn new(inner: S, filter: Filter) -> Self {
         FilterSink {
             inner,
+            all: filter.is_empty(),
             filter,
             kept: BTreeSet::new(),
             messages_kept: 0,
@@ -288,6 +291,10 @@ impl<S: Sink> FilterSink<S> {
 
     pub fn into_inner(self) -> S {
         self.inner
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
     }
 
     fn session_kept(&self, id: Option<u64>) -> bool {
@@ -310,6 +317,9 @@ impl<S: Sink> Sink for FilterSink<S> {
         self.inner.session(s)
     }
     fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
+        if self.all {
+            return self.inner.message(m);
+        }
         if self.kept.contains(&m.session) && self.filter.keeps_message(m) {
             self.messages_kept += 1;
             self.inner.message(m)

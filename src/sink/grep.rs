@@ -24,6 +24,8 @@
 //! `max_context_bytes` of payload in all rings together; a message that
 //! would exceed it is not held and counted in `context_dropped`.
 //!
+//! With an empty [`Matcher`] the sink passes everything through unchanged.
+//!
 //! Other records: a session's handshake record is shown just before its
 //! first output (sessions without a match do not appear); its anomalies and
 //! gaps are shown once the session has appeared, and its `session_end` if
@@ -313,6 +315,9 @@ impl<S: Sink> Sink for GrepSink<S> {
         self.inner.capture(rec)
     }
     fn session(&mut self, s: &SessionView<'_>) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.session(s);
+        }
         self.sessions.insert(
             s.record.id,
             SessionState {
@@ -330,9 +335,15 @@ impl<S: Sink> Sink for GrepSink<S> {
         Ok(())
     }
     fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.message(m);
+        }
         self.message_match(m, &[])
     }
-    fn message_match(&mut self, m: &MessageView<'_>, _spans: &[(usize, usize)]) -> io::Result<()> {
+    fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.message_match(m, spans);
+        }
         let spans = self.matcher.spans(m.payload, m.is_text);
         let Some(st) = self.sessions.get_mut(&m.session) else {
             // A message of a session whose handshake was filtered out.
@@ -380,21 +391,42 @@ impl<S: Sink> Sink for GrepSink<S> {
         self.inner.message_match(m, &spans)
     }
     fn context_break(&mut self) -> io::Result<()> {
-        Ok(())
+        self.inner.context_break()
     }
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.anomaly(a);
+        }
         match a.session {
             Some(id) if !self.sessions.get(&id).is_some_and(|s| s.shown) => Ok(()),
             _ => self.inner.anomaly(a),
         }
     }
     fn gap(&mut self, g: &GapRecord) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.gap(g);
+        }
         match g.session {
             Some(id) if !self.sessions.get(&id).is_some_and(|s| s.shown) => Ok(()),
             _ => self.inner.gap(g),
         }
     }
+    fn stream(&mut self, session: u64, dir: Dir, data: &[u8]) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.stream(session, dir, data);
+        }
+        Ok(())
+    }
+    fn stream_gap(&mut self, session: u64, dir: Dir, offset: u64, len: u64) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.stream_gap(session, dir, offset, len);
+        }
+        Ok(())
+    }
     fn session_end(&mut self, rec: &SessionEndRecord) -> io::Result<()> {
+        if self.matcher.is_empty() {
+            return self.inner.session_end(rec);
+        }
         let Some(st) = self.sessions.remove(&rec.session) else {
             return Ok(());
         };
@@ -412,6 +444,10 @@ impl<S: Sink> Sink for GrepSink<S> {
     }
     fn finish(&mut self) -> io::Result<()> {
         self.inner.finish()
+    }
+    fn wants_streams(&self) -> bool {
+        // A search selects messages, not whole sessions: no raw streams.
+        self.matcher.is_empty() && self.inner.wants_streams()
     }
     fn wants_frames(&self) -> bool {
         self.inner.wants_frames()
