@@ -103,11 +103,10 @@ impl Filter {
             let host_header = s.host.as_deref().map(host_without_port);
             let hit = self.hosts.iter().any(|want| {
                 let want_ip: Option<IpAddr> = want.trim_matches(['[', ']']).parse().ok();
-                let ip_hit = want_ip.is_some_and(|ip| {
-                    [client, server].iter().flatten().any(|a| a.ip() == ip)
-                });
-                let header_hit =
-                    host_header.is_some_and(|h| h.eq_ignore_ascii_case(want.trim_matches(['[', ']'])));
+                let ip_hit = want_ip
+                    .is_some_and(|ip| [client, server].iter().flatten().any(|a| a.ip() == ip));
+                let header_hit = host_header
+                    .is_some_and(|h| h.eq_ignore_ascii_case(want.trim_matches(['[', ']'])));
                 ip_hit || header_hit
             });
             if !hit {
@@ -209,7 +208,10 @@ fn parse_absolute(s: &str) -> Option<Timestamp> {
     if b.len() < 19 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+    if !matches!(b.get(10), Some(b'T' | b't' | b' '))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
         return None;
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -297,11 +299,14 @@ impl<S: Sink> FilterSink<S> {
         &self.inner
     }
 
+    /// Whether records of this session (or of none) pass the session-level
+    /// criteria. Without such criteria every session passes, even a record
+    /// that arrives after its `session_end`.
     fn session_kept(&self, id: Option<u64>) -> bool {
-        match id {
-            Some(id) => self.kept.contains(&id),
-            None => !self.filter.selects_sessions(),
+        if !self.filter.selects_sessions() {
+            return true;
         }
+        id.is_some_and(|id| self.kept.contains(&id))
     }
 }
 
@@ -313,14 +318,16 @@ impl<S: Sink> Sink for FilterSink<S> {
         if !self.filter.keeps_session(s.record) {
             return Ok(());
         }
-        self.kept.insert(s.record.id);
+        if self.filter.selects_sessions() {
+            self.kept.insert(s.record.id);
+        }
         self.inner.session(s)
     }
     fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
         if self.all {
             return self.inner.message(m);
         }
-        if self.kept.contains(&m.session) && self.filter.keeps_message(m) {
+        if self.session_kept(Some(m.session)) && self.filter.keeps_message(m) {
             self.messages_kept += 1;
             self.inner.message(m)
         } else {
@@ -329,7 +336,7 @@ impl<S: Sink> Sink for FilterSink<S> {
         }
     }
     fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
-        if self.kept.contains(&m.session) && self.filter.keeps_message(m) {
+        if self.session_kept(Some(m.session)) && self.filter.keeps_message(m) {
             self.messages_kept += 1;
             self.inner.message_match(m, spans)
         } else {
@@ -355,21 +362,22 @@ impl<S: Sink> Sink for FilterSink<S> {
         }
     }
     fn stream(&mut self, session: u64, dir: Dir, data: &[u8]) -> io::Result<()> {
-        if self.kept.contains(&session) {
+        if self.session_kept(Some(session)) {
             self.inner.stream(session, dir, data)
         } else {
             Ok(())
         }
     }
     fn stream_gap(&mut self, session: u64, dir: Dir, offset: u64, len: u64) -> io::Result<()> {
-        if self.kept.contains(&session) {
+        if self.session_kept(Some(session)) {
             self.inner.stream_gap(session, dir, offset, len)
         } else {
             Ok(())
         }
     }
     fn session_end(&mut self, rec: &SessionEndRecord) -> io::Result<()> {
-        if self.kept.remove(&rec.session) {
+        let kept = self.kept.remove(&rec.session);
+        if kept || !self.filter.selects_sessions() {
             self.inner.session_end(rec)
         } else {
             Ok(())
@@ -425,17 +433,36 @@ mod tests {
         assert_eq!(t.rfc3339(), "2024-05-01T12:00:00.000000000Z");
         let t = parse_time("2024-02-29T23:59:59.123456789-00:30", None).unwrap();
         assert_eq!(t.rfc3339(), "2024-03-01T00:29:59.123456789Z");
-        for bad in ["2024-13-01T00:00:00Z", "yesterday", "2024-05-01", "+", "+5x", "+-1s"] {
-            assert!(parse_time(bad, Some(Timestamp::new(0, 0))).is_err(), "{bad}");
+        for bad in [
+            "2024-13-01T00:00:00Z",
+            "yesterday",
+            "2024-05-01",
+            "+",
+            "+5x",
+            "+-1s",
+        ] {
+            assert!(
+                parse_time(bad, Some(Timestamp::new(0, 0))).is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn parses_relative_times() {
         let start = Timestamp::new(1000, 500);
-        assert_eq!(parse_time("+30s", Some(start)).unwrap(), Timestamp::new(1030, 500));
-        assert_eq!(parse_time("+5m", Some(start)).unwrap(), Timestamp::new(1300, 500));
-        assert_eq!(parse_time("+1h", Some(start)).unwrap(), Timestamp::new(4600, 500));
+        assert_eq!(
+            parse_time("+30s", Some(start)).unwrap(),
+            Timestamp::new(1030, 500)
+        );
+        assert_eq!(
+            parse_time("+5m", Some(start)).unwrap(),
+            Timestamp::new(1300, 500)
+        );
+        assert_eq!(
+            parse_time("+1h", Some(start)).unwrap(),
+            Timestamp::new(4600, 500)
+        );
         assert_eq!(
             parse_time("+250ms", Some(start)).unwrap(),
             Timestamp::new(1000, 250_000_500)

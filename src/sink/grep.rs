@@ -32,7 +32,9 @@
 //! it did. Records of no session, `capture` and `stats` pass through.
 
 use super::{FrameView, MessageView, SessionView, Sink};
-use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, SessionRecord, StatsRecord};
+use crate::session::{
+    AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, SessionRecord, StatsRecord,
+};
 use crate::types::{Dir, Timestamp};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -107,9 +109,11 @@ impl Matcher {
             None
         };
         match (text, &self.text, &self.text_as_bytes) {
-            (Some(t), Some(re), _) => {
-                out.extend(re.find_iter(t).take(MAX_SPANS).map(|m| (m.start(), m.end())))
-            }
+            (Some(t), Some(re), _) => out.extend(
+                re.find_iter(t)
+                    .take(MAX_SPANS)
+                    .map(|m| (m.start(), m.end())),
+            ),
             (None, _, Some(re)) => out.extend(
                 re.find_iter(payload)
                     .take(MAX_SPANS)
@@ -475,7 +479,10 @@ mod tests {
         // Binary payloads: the same regex over bytes.
         assert_eq!(m.spans(b"\xff\xc3\xa9\x00", false), vec![(1, 3)]);
         let m = Matcher::new(None, Some("ff 00"), false).unwrap();
-        assert_eq!(m.spans(b"\x01\xff\x00\xff\x00", false), vec![(1, 3), (3, 5)]);
+        assert_eq!(
+            m.spans(b"\x01\xff\x00\xff\x00", false),
+            vec![(1, 3), (3, 5)]
+        );
         let m = Matcher::new(Some("abc"), None, true).unwrap();
         assert_eq!(m.spans(b"xxABCx", true), vec![(2, 5)]);
         assert!(m.spans(b"xyz", true).is_empty());

@@ -213,11 +213,9 @@ pub fn sort_sessions(v: &mut [SessionSummary], key: SortKey) {
         SortKey::Bytes => v.sort_by_key(|s| (Reverse(s.total_bytes()), s.id)),
         SortKey::Anomalies => v.sort_by_key(|s| (Reverse(s.anomalies), s.id)),
         SortKey::Messages => v.sort_by_key(|s| (Reverse(s.total_messages()), s.id)),
-        SortKey::Duration => v.sort_by(|a, b| {
-            b.duration
-                .total_cmp(&a.duration)
-                .then(a.id.cmp(&b.id))
-        }),
+        SortKey::Duration => {
+            v.sort_by(|a, b| b.duration.total_cmp(&a.duration).then(a.id.cmp(&b.id)))
+        }
     }
 }
 

@@ -49,7 +49,12 @@ pub struct FilterArgs {
     #[arg(long, value_name = "TIME", help_heading = "Filters")]
     pub until: Option<String>,
     /// Only messages with this opcode; repeatable
-    #[arg(long = "opcode", value_enum, value_name = "OPCODE", help_heading = "Filters")]
+    #[arg(
+        long = "opcode",
+        value_enum,
+        value_name = "OPCODE",
+        help_heading = "Filters"
+    )]
     pub opcodes: Vec<OpcodeArg>,
     /// Only messages in this direction
     #[arg(long, value_enum, value_name = "DIR", help_heading = "Filters")]
@@ -78,7 +83,13 @@ pub struct GrepArgs {
     #[arg(short = 'i', long, help_heading = "Search")]
     pub ignore_case: bool,
     /// Show N messages of the same session before and after each match
-    #[arg(short = 'C', long, value_name = "N", default_value_t = 0, help_heading = "Search")]
+    #[arg(
+        short = 'C',
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Search"
+    )]
     pub context: usize,
 }
 
@@ -106,9 +117,10 @@ fn capture_start(files: &[PathBuf]) -> Option<Timestamp> {
 impl FilterArgs {
     /// The library filter; runs the first pass of `--anomalous`.
     pub fn build(&self, files: &[PathBuf], cfg: &Config) -> io::Result<Filter> {
-        let needs_start = [&self.since, &self.until]
-            .iter()
-            .any(|t| t.as_deref().is_some_and(|t| t.trim_start().starts_with('+')));
+        let needs_start = [&self.since, &self.until].iter().any(|t| {
+            t.as_deref()
+                .is_some_and(|t| t.trim_start().starts_with('+'))
+        });
         let start = if needs_start {
             capture_start(files)
         } else {
@@ -158,8 +170,12 @@ impl FilterArgs {
             }
             // First pass: which sessions have anomalies (they may come after
             // the session's first messages, so one pass cannot know).
-            let first =
-                pipeline::run_files(files, cfg.clone(), AnomalousSessions::default(), &mut NoProgress)?;
+            let first = pipeline::run_files(
+                files,
+                cfg.clone(),
+                AnomalousSessions::default(),
+                &mut NoProgress,
+            )?;
             filter.only_sessions = Some(first.sink.ids);
         }
         Ok(filter)
@@ -172,7 +188,14 @@ impl FilterArgs {
 pub type Wrapped<S> = FilterSink<GrepSink<S>>;
 
 pub fn wrap<S: Sink>(sink: S, filter: Filter, grep: &GrepArgs) -> io::Result<Wrapped<S>> {
-    let m = Matcher::new(grep.grep.as_deref(), grep.grep_bytes.as_deref(), grep.ignore_case)
-        .map_err(usage)?;
-    Ok(FilterSink::new(GrepSink::new(sink, m, grep.context), filter))
+    let m = Matcher::new(
+        grep.grep.as_deref(),
+        grep.grep_bytes.as_deref(),
+        grep.ignore_case,
+    )
+    .map_err(usage)?;
+    Ok(FilterSink::new(
+        GrepSink::new(sink, m, grep.context),
+        filter,
+    ))
 }

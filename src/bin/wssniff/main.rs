@@ -57,7 +57,7 @@ struct Cli {
 enum Command {
     /// Analyse capture files (pcap, pcapng, optionally gzip-compressed)
     #[command(after_help = EXAMPLES)]
-    Read(ReadArgs),
+    Read(Box<ReadArgs>),
     /// One row per WebSocket session: endpoints, URI, timing, messages, bytes, close codes, anomalies
     Sessions(sessions::SessionsArgs),
     /// Anomalies by name, worst first, with counts and the sessions involved
@@ -227,7 +227,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Read(args) => read(args),
+        Command::Read(args) => read(*args),
         Command::Sessions(args) => sessions::run(args),
         Command::Anomalies(args) => anomalies::run(args),
         Command::Completions { shell } => {

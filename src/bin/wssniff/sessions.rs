@@ -103,7 +103,11 @@ fn close_text(c: &Option<CloseRecord>) -> String {
                 code
             } else {
                 let reason: String = c.reason.chars().take(24).collect();
-                let more = if reason.len() < c.reason.len() { "…" } else { "" };
+                let more = if reason.len() < c.reason.len() {
+                    "…"
+                } else {
+                    ""
+                };
                 format!("{code} {reason:?}{more}")
             }
         }
@@ -117,9 +121,23 @@ fn opt(s: &Option<String>) -> String {
 /// The table: one line per session, columns padded to their widest cell.
 pub fn write_table(w: &mut dyn Write, rows: &[SessionSummary]) -> io::Result<()> {
     let header = [
-        "ID", "START", "DURATION", "CLIENT", "SERVER", "MSGS c2s/s2c", "WIRE c2s/s2c",
-        "INFLATED c2s/s2c", "CLOSE c2s", "CLOSE s2c", "GAPS", "ANOM", "URI", "HOST", "ORIGIN",
-        "PROTOCOL", "EXTENSIONS",
+        "ID",
+        "START",
+        "DURATION",
+        "CLIENT",
+        "SERVER",
+        "MSGS c2s/s2c",
+        "WIRE c2s/s2c",
+        "INFLATED c2s/s2c",
+        "CLOSE c2s",
+        "CLOSE s2c",
+        "GAPS",
+        "ANOM",
+        "URI",
+        "HOST",
+        "ORIGIN",
+        "PROTOCOL",
+        "EXTENSIONS",
     ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
