@@ -99,6 +99,14 @@ const CRITICAL: &[&str] = &[
     "ip_fragment_expired",
     "ip_fragment_evicted",
     "ip_fragment_incomplete_at_end",
+    "ip_fragment_incomplete",
+    "ip_fragment_limit",
+    "ip_fragment_truncated",
+    "truncated_link",
+    "truncated_ip",
+    "truncated_tcp",
+    "http_too_many_headers",
+    "http_too_many_pipelined",
 ];
 
 /// Anomalies that are informational.
@@ -110,6 +118,9 @@ const INFO: &[&str] = &[
     "http_upgrade_refused",
     "http_upgrade_unanswered",
     "http_upgrade_other_protocol",
+    "not_ip",
+    "not_tcp",
+    "unsupported_link_type",
 ];
 
 /// The severity of an anomaly name: the tables above; every other name is
@@ -134,8 +145,10 @@ pub struct AnomalySummary {
     pub sessions: Vec<u64>,
     /// Occurrences not attached to a session.
     pub without_session: u64,
-    /// Packet number of the first occurrence.
+    /// Packet number of the first occurrence (within its input file)...
     pub first_packet: Option<u64>,
+    /// ...and that file's index, when several inputs were read.
+    pub first_file: Option<usize>,
 }
 
 #[derive(Default)]
@@ -144,6 +157,7 @@ struct NameAcc {
     sessions: BTreeSet<u64>,
     without_session: u64,
     first_packet: Option<u64>,
+    first_file: Option<usize>,
 }
 
 /// Collects [`SessionSummary`] and [`AnomalySummary`] rows.
@@ -176,6 +190,7 @@ impl SummarySink {
                 sessions: a.sessions.iter().copied().collect(),
                 without_session: a.without_session,
                 first_packet: a.first_packet,
+                first_file: a.first_file,
             })
             .collect();
         v.sort_by(|a, b| {
@@ -244,8 +259,9 @@ impl Sink for SummarySink {
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
         let acc = self.anomalies.entry(a.name.clone()).or_default();
         acc.count += 1;
-        if acc.first_packet.is_none() {
+        if acc.count == 1 {
             acc.first_packet = a.packet;
+            acc.first_file = a.file;
         }
         match a.session {
             Some(id) => {
@@ -294,6 +310,17 @@ mod tests {
         assert_eq!(severity("ws_unmasked_client_frame"), Severity::Warning);
         assert_eq!(severity("deflate_high_ratio"), Severity::Info);
         assert!(Severity::Critical < Severity::Warning && Severity::Warning < Severity::Info);
+    }
+
+    #[test]
+    fn severity_tables_name_real_anomalies() {
+        let known: BTreeSet<&str> = crate::ANOMALY_TABLES
+            .iter()
+            .flat_map(|(_, names)| names.iter().map(|(n, _)| *n))
+            .collect();
+        for name in CRITICAL.iter().chain(INFO) {
+            assert!(known.contains(name), "{name} is not an anomaly name");
+        }
     }
 
     #[test]

@@ -76,7 +76,11 @@ pub fn write_table(w: &mut dyn Write, list: &[AnomalySummary]) -> io::Result<()>
             a.severity.as_str().to_owned(),
             a.name.clone(),
             a.count.to_string(),
-            a.first_packet.map_or("-".to_owned(), |p| p.to_string()),
+            match (a.first_packet, a.first_file) {
+                (None, _) => "-".to_owned(),
+                (Some(p), None) => p.to_string(),
+                (Some(p), Some(f)) => format!("{p} (file {f})"),
+            },
             s.join(" "),
         ]);
     }
