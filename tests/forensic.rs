@@ -1043,3 +1043,45 @@ fn anomalous_refuses_stdin() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("save the capture"));
 }
+
+// ---------------------------------------------------------------- progress
+
+/// Runs wssniff under `script` (a pseudo-terminal), returns what it drew.
+fn on_a_terminal(args: &str) -> Option<String> {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let cmd = format!("{} {args} >/dev/null", env!("CARGO_BIN_EXE_wssniff"));
+    let out = Command::new("script")
+        .args(["-qec", &cmd])
+        .arg(log.path())
+        .current_dir(root())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(std::fs::read_to_string(log.path()).unwrap())
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    // 5 x 2.4 MiB: above the 8 MiB threshold.
+    let p = "testdata/real/py-basic.pcap";
+    let big = format!("read --stats {p} {p} {p} {p} {p}");
+    let Some(drawn) = on_a_terminal(&big) else {
+        eprintln!("`script` not available: progress bar not checked");
+        return;
+    };
+    assert!(drawn.contains("ETA") && drawn.contains("MiB"), "{drawn}");
+    let quiet = on_a_terminal(&format!("{big} --quiet")).unwrap();
+    assert!(!quiet.contains("ETA"), "{quiet}");
+    let small = on_a_terminal(&format!("read --stats {p}")).unwrap();
+    assert!(!small.contains("ETA"), "{small}");
+    // Not a terminal: nothing on stderr.
+    let out = Command::new(env!("CARGO_BIN_EXE_wssniff"))
+        .args(["read", "--stats", p, p, p, p, p])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -63,6 +63,7 @@ pub fn for_files(files: &[PathBuf], quiet: bool) -> Box<dyn Progress> {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);
+    bar.set_message("0 sessions");
     Box::new(Bar {
         bar,
         done_before: 0,
