@@ -1114,6 +1114,7 @@ pub fn run_files<S: Sink>(
         for nt in notices.drain(..) {
             an.notice(&nt)?;
         }
+        progress.advance(reader.bytes_consumed(), an.h.counters.sessions);
     }
     progress.done();
     let (sink, stats) = an.finish()?;

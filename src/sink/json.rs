@@ -288,6 +288,24 @@ impl<W: Write> Sink for JsonSink<W> {
         self.buf.extend_from_slice(b"}\n");
         self.emit()
     }
+    fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
+        self.buf.clear();
+        self.buf.extend_from_slice(b"{\"type\":\"message\",");
+        write_message_fields(&mut self.buf, &mut self.b64, m);
+        self.buf.extend_from_slice(b",\"match\":[");
+        for (i, (start, end)) in spans.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.push(b'[');
+            push_u64(&mut self.buf, *start as u64);
+            self.buf.push(b',');
+            push_u64(&mut self.buf, *end as u64);
+            self.buf.push(b']');
+        }
+        self.buf.extend_from_slice(b"]}\n");
+        self.emit()
+    }
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
         self.record("anomaly", a)
     }

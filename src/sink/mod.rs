@@ -9,8 +9,11 @@
 //! pipe) stops the run, and the CLI turns `BrokenPipe` into a quiet exit.
 
 pub mod export;
+pub mod filter;
+pub mod grep;
 pub mod har;
 pub mod json;
+pub mod summary;
 pub mod transcript;
 
 use crate::session::{
@@ -88,6 +91,15 @@ pub trait Sink {
     fn message(&mut self, _m: &MessageView<'_>) -> io::Result<()> {
         Ok(())
     }
+    /// A message that `--grep` matched, with the matched byte ranges of its
+    /// payload. Writers that can show the spans override this.
+    fn message_match(&mut self, m: &MessageView<'_>, _spans: &[(usize, usize)]) -> io::Result<()> {
+        self.message(m)
+    }
+    /// `--grep -C N`: the next message does not follow the previous one.
+    fn context_break(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     fn anomaly(&mut self, _a: &AnomalyRecord) -> io::Result<()> {
         Ok(())
     }
@@ -158,6 +170,12 @@ impl Sink for Tee {
     fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
         tee_all!(self, message(m))
     }
+    fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
+        tee_all!(self, message_match(m, spans))
+    }
+    fn context_break(&mut self) -> io::Result<()> {
+        tee_all!(self, context_break())
+    }
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
         tee_all!(self, anomaly(a))
     }
@@ -205,6 +223,12 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
         (**self).message(m)
+    }
+    fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
+        (**self).message_match(m, spans)
+    }
+    fn context_break(&mut self) -> io::Result<()> {
+        (**self).context_break()
     }
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
         (**self).anomaly(a)

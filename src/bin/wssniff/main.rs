@@ -1,10 +1,15 @@
 //! `wssniff`: the command line over the library. Parsing, wiring, exit codes.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+mod anomalies;
+mod filters;
+mod progress;
+mod sessions;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wssniff::pipeline::{self, Config, NoProgress, RunOutcome};
+use wssniff::pipeline::{self, Config, RunOutcome};
 use wssniff::session::{tool_version, CaptureRecord, SCHEMA_VERSION};
 use wssniff::sink::{
     ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink,
@@ -52,7 +57,18 @@ struct Cli {
 enum Command {
     /// Analyse capture files (pcap, pcapng, optionally gzip-compressed)
     #[command(after_help = EXAMPLES)]
-    Read(ReadArgs),
+    Read(Box<ReadArgs>),
+    /// One row per WebSocket session: endpoints, URI, timing, messages, bytes, close codes, anomalies
+    Sessions(sessions::SessionsArgs),
+    /// Anomalies by name, worst first, with counts and the sessions involved
+    Anomalies(anomalies::AnomaliesArgs),
+    /// Print a shell completion script (e.g. `wssniff completions bash > /etc/bash_completion.d/wssniff`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (`wssniff man | man -l -`)
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -112,6 +128,12 @@ struct ReadArgs {
     /// single-threaded.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
+
+    #[command(flatten)]
+    filter: filters::FilterArgs,
+
+    #[command(flatten)]
+    grep: filters::GrepArgs,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -214,11 +236,25 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Read(args) => read(args),
+        Command::Read(args) => read(*args),
+        Command::Sessions(args) => sessions::run(args),
+        Command::Anomalies(args) => anomalies::run(args),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "wssniff", &mut io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut io::stdout())
+            .map(|_| exit::OK),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            eprintln!("wssniff: {e}");
+            ExitCode::from(exit::USAGE)
+        }
         Err(e) => {
             eprintln!("wssniff: {e}");
             ExitCode::from(exit::INPUT)
@@ -244,6 +280,13 @@ fn finish_status<S>(outcome: &RunOutcome<S>) -> u8 {
 
 fn read(args: ReadArgs) -> io::Result<u8> {
     let cfg = args.limits.config();
+    if args.grep.active() && (args.export.is_some() || args.stats) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--grep selects messages, not sessions: it cannot be combined with --export or --stats (export the sessions it found with --session ID)",
+        ));
+    }
+    let filter = args.filter.build(&args.files, &cfg)?;
     let stdout = io::stdout();
     let is_tty = stdout.is_terminal();
     let out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
@@ -294,7 +337,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
             },
         )));
     }
-    let mut tee = Tee::new(sinks);
+    let mut tee = filters::wrap(Tee::new(sinks), filter, &args.grep)?;
     if !inputs.is_empty() {
         tee.capture(&CaptureRecord {
             schema: SCHEMA_VERSION,
@@ -302,7 +345,16 @@ fn read(args: ReadArgs) -> io::Result<u8> {
             inputs,
         })?;
     }
-    let outcome = pipeline::run_files(&args.files, cfg, tee, &mut NoProgress)?;
+    let mut progress = progress::for_files(&args.files, args.quiet);
+    let outcome = pipeline::run_files(&args.files, cfg, tee, progress.as_mut())?;
+    let grep = outcome.sink.inner();
+    if grep.context_dropped > 0 {
+        eprintln!(
+            "wssniff: {} context messages not shown: more than {} MiB of context held",
+            grep.context_dropped,
+            wssniff::sink::grep::DEFAULT_MAX_CONTEXT_BYTES >> 20
+        );
+    }
     if let Some(json) = stats_only {
         let mut w = io::BufWriter::new(io::stdout().lock());
         if json {
