@@ -416,10 +416,9 @@ impl<S: Sink> Handler<S> {
         for dir in [Dir::C2s, Dir::S2c] {
             let (p, an) = message::deflate_params(&ext_params, dir);
             deflate[dir.index()] = p;
-            // Both directions parse the same header: report its faults once.
-            if dir == Dir::C2s {
-                param_anomalies = an;
-            }
+            // Each call reports the faults of its own direction's parameters
+            // (shared faults only for C2s), so keeping both reports each once.
+            param_anomalies.extend(an);
         }
         let deflate_rec = |p: &Option<message::DeflateParams>| {
             p.as_ref().map(|p| DeflateRecord {
@@ -769,6 +768,13 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         match tracker.feed(s, data, offset, packet, ts) {
                             Feed::Continue => Interest::Continue,
                             Feed::NotHttp => {
+                                // The reason it gave up (head too large, too
+                                // many headers, malformed) must not vanish.
+                                let mut anomalies = Vec::new();
+                                tracker.drain_anomalies(&mut anomalies);
+                                for a in &anomalies {
+                                    self.emit_anomaly(a, None, info.first_packet, None);
+                                }
                                 *st = Conn::Ignored;
                                 return Interest::Ignore;
                             }
@@ -1101,6 +1107,74 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::synth::{conn::Conn as SConn, pcap::PcapWriter, ws as sws};
+
+    /// Runs a synthetic capture through an analyzer with a Collect sink.
+    fn run(pcap: Vec<u8>) -> crate::sink::Collect {
+        let mut r = crate::capture::CaptureReader::from_reader(
+            Box::new(std::io::Cursor::new(pcap)),
+            "test",
+        )
+        .unwrap();
+        let mut an = Analyzer::new(Config::default(), crate::sink::Collect::default());
+        while let Some(p) = r.next_packet().unwrap() {
+            an.packet(&p).unwrap();
+        }
+        an.finish().unwrap().0
+    }
+
+    fn conn() -> SConn {
+        SConn::new(
+            "10.0.0.1:4000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            1,
+            2,
+        )
+    }
+
+    #[test]
+    fn giving_up_on_http_reports_why() {
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        let mut c = conn();
+        c.handshake(&mut w, Timestamp::new(1, 0)).unwrap();
+        let mut req = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        req.resize(100_000, b'a');
+        c.send(&mut w, Dir::C2s, &req, 1460).unwrap();
+        let names: Vec<String> = run(w.into_inner())
+            .anomalies
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["http_head_too_large"]);
+    }
+
+    #[test]
+    fn server_deflate_parameter_faults_are_reported() {
+        const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        let mut c = conn();
+        c.handshake(&mut w, Timestamp::new(1, 0)).unwrap();
+        let req = sws::upgrade_request("h", "/", KEY, Some("permessage-deflate"));
+        c.send(&mut w, Dir::C2s, &req, 1460).unwrap();
+        let ext = "permessage-deflate; server_max_window_bits=20; client_max_window_bits=x";
+        c.send(
+            &mut w,
+            Dir::S2c,
+            &sws::upgrade_response(KEY, Some(ext)),
+            1460,
+        )
+        .unwrap();
+        let details: Vec<String> = run(w.into_inner())
+            .anomalies
+            .into_iter()
+            .filter(|a| a.name == "deflate_bad_parameter")
+            .map(|a| a.detail)
+            .collect();
+        assert_eq!(details.len(), 2, "{details:?}");
+        assert!(details.iter().any(|d| d.contains("server_max_window_bits")));
+        assert!(details.iter().any(|d| d.contains("client_max_window_bits")));
+    }
 
     #[test]
     fn file_map_locates_packets() {
