@@ -168,15 +168,30 @@ struct LimitArgs {
     max_headers: usize,
 
     /// Idle timeout, in packet time, of flows not yet established (seconds)
-    #[arg(long, default_value_t = 30, value_name = "SECS", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
     timeout_new: u64,
 
     /// Idle timeout, in packet time, of established flows (seconds)
-    #[arg(long, default_value_t = 3600, value_name = "SECS", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 3600,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
     timeout_established: u64,
 
     /// Linger, in packet time, of flows closed by FIN both ways or RST (seconds)
-    #[arg(long, default_value_t = 120, value_name = "SECS", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 120,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
     timeout_closed: u64,
 
     /// Inflated bytes produced per message, kept or not: bounds CPU time on deflate bombs
