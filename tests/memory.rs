@@ -113,6 +113,43 @@ fn flow_flood_with_holes_stays_under_memcap() {
     assert!(peak < memcap + (96 << 20), "peak {:.1} MiB", mib(peak));
 }
 
+#[test]
+fn one_hole_then_200_mb_stays_under_memcap() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let memcap = 64 << 20;
+    let mut cfg = Config::default();
+    cfg.tcp.memcap = memcap;
+    // Per-direction limits out of the way: the global memcap must hold.
+    cfg.tcp.max_ooo_bytes_per_dir = 1 << 30;
+    cfg.tcp.max_segments_per_dir = 1 << 24;
+    let payload = [b'y'; 1448];
+    let (peak, s) = peak_during(cfg, |emit| {
+        let mut buf = Vec::new();
+        let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let srv: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let mut ts = Timestamp::new(1_700_000_000, 0);
+        tcp_packet(&mut buf, c, srv, 1000, 0, flags::SYN, 65535, &[]);
+        emit(ts, &buf);
+        // Byte 1001 never arrives: everything after it waits for the hole.
+        let mut seq = 1002u32;
+        for _ in 0..(200_000_000 / payload.len()) {
+            ts = Timestamp::from_nanos(ts.as_nanos() + 1000);
+            tcp_packet(&mut buf, c, srv, seq, 0, flags::ACK, 65535, &payload);
+            emit(ts, &buf);
+            seq = seq.wrapping_add(payload.len() as u32);
+        }
+    });
+    println!(
+        "one hole then 200 MB out of order, memcap 64 MiB: peak heap {:.1} MiB, tcp_peak_memory {:.1} MiB, limit hits {}",
+        mib(peak),
+        mib(s.counters["tcp_peak_memory"] as usize),
+        s.counters["tcp_limit_hits"]
+    );
+    assert!(s.counters["tcp_limit_hits"] > 0, "the memcap was never reached");
+    assert!(s.counters["tcp_peak_memory"] <= memcap as u64);
+    assert!(peak < memcap + (16 << 20), "peak {:.1} MiB", mib(peak));
+}
+
 /// One WebSocket session whose server sends `total` bytes of 64 KiB binary
 /// frames in order, in 1448-byte segments.
 fn long_flow(total: u64) -> impl FnOnce(&mut dyn FnMut(Timestamp, &[u8])) {
@@ -122,7 +159,7 @@ fn long_flow(total: u64) -> impl FnOnce(&mut dyn FnMut(Timestamp, &[u8])) {
         let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
         let mut buf = Vec::new();
         let mut ts = Timestamp::new(1_700_000_000, 0);
-        let mut tick = |ts: &mut Timestamp| *ts = Timestamp::from_nanos(ts.as_nanos() + 1000);
+        let tick = |ts: &mut Timestamp| *ts = Timestamp::from_nanos(ts.as_nanos() + 1000);
         let (mut cs, mut ss) = (1000u32, 50_000u32);
         tcp_packet(&mut buf, c, s, cs, 0, flags::SYN, 65535, &[]);
         emit(ts, &buf);
