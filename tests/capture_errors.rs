@@ -251,8 +251,9 @@ fn snaplen_cut_packets_become_gaps_never_zero_bytes() {
     let mut cut = 0;
     for (i, (ts, p)) in pkts.iter().enumerate() {
         if i == victim {
-            // Keep the headers and 4 payload bytes: 54 = Ethernet+IPv4+TCP.
-            let keep = 54 + 4;
+            // Keep the headers (54 = Ethernet+IPv4+TCP), the 6-byte frame
+            // header and 4 payload bytes: the cut falls inside the payload.
+            let keep = 54 + 6 + 4;
             cut = p.len() - keep;
             w.write_packet_with_len(*ts, &p[..keep], p.len() as u32)
                 .unwrap();
@@ -271,10 +272,18 @@ fn snaplen_cut_packets_become_gaps_never_zero_bytes() {
         .iter()
         .filter_map(|m| m["text"].as_str())
         .collect();
-    // The cut message is not invented from zeros; the echo still decodes.
-    assert!(!texts.iter().any(|t| t.contains('\0')), "{texts:?}");
-    assert!(texts.contains(&"echo before the damage"), "{texts:?}");
-    assert!(!texts.contains(&"hello before the damage"), "{texts:?}");
+    // The cut message is reported incomplete, never filled with zeros; the
+    // stream stays in sync: the echo and both closes still decode.
+    let msgs = of_type(&r, "message");
+    let cut_msg = msgs.iter().find(|m| m["dir"] == "c2s" && m["opcode"] == "text");
+    let cut_msg = cut_msg.unwrap_or_else(|| panic!("{msgs:?}"));
+    assert_eq!(cut_msg["incomplete"], true, "{cut_msg}");
+    // Only the 4 captured bytes; the frame's full extent is in `stream`.
+    assert_eq!(cut_msg["len"], 4, "{cut_msg}");
+    assert_eq!(cut_msg["text"], "hell", "{cut_msg}");
+    assert_eq!(cut_msg["stream"][1], 29, "{cut_msg}");
+    assert_eq!(texts, ["hell", "echo before the damage"], "{msgs:?}");
+    assert_eq!(of_type(&r, "session_end")[0]["close_c2s"]["code"], 1000);
 }
 
 #[test]
