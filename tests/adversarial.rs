@@ -1151,3 +1151,32 @@ fn flows_200k_each_with_one_hole() {
     assert_eq!(s.flows, 200_000);
     assert_eq!(s.counters["tcp_gaps"], 200_000);
 }
+
+// ---------------------------------------------------------------- docs
+
+/// Every limit option of `wssniff read` is documented in docs/limits.md.
+#[test]
+fn limits_doc_lists_every_limit_option() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wssniff"))
+        .args(["read", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let limits = help
+        .split_once("Limits:")
+        .map(|(_, rest)| rest)
+        .expect("a Limits section in `wssniff read --help`");
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/limits.md"),
+    )
+    .unwrap();
+    let options: Vec<&str> = limits
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(options.len() >= 15, "{options:?}");
+    for o in options {
+        assert!(doc.contains(&format!("`--{o}")), "--{o} missing from docs/limits.md");
+    }
+}
