@@ -956,6 +956,8 @@ fn http_pending_client_bytes_overflow() {
         cfg,
     );
     assert_eq!(anomaly(&s, "http_pending_client_overflow"), 1);
+    // Ten 508-byte frames held, 2048 bytes kept: the rest is one gap.
+    assert_eq!((s.gaps, s.gap_bytes), (1, 10 * 508 - 2048));
 }
 
 // ---------------------------------------------------------------- deflate
