@@ -1168,10 +1168,9 @@ fn limits_doc_lists_every_limit_option() {
         .split_once("Limits:")
         .map(|(_, rest)| rest)
         .expect("a Limits section in `wssniff read --help`");
-    let doc = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/limits.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/limits.md"))
+            .unwrap();
     let options: Vec<&str> = limits
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("--"))
@@ -1179,6 +1178,9 @@ fn limits_doc_lists_every_limit_option() {
         .collect();
     assert!(options.len() >= 15, "{options:?}");
     for o in options {
-        assert!(doc.contains(&format!("`--{o}")), "--{o} missing from docs/limits.md");
+        assert!(
+            doc.contains(&format!("`--{o}")),
+            "--{o} missing from docs/limits.md"
+        );
     }
 }

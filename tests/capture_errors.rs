@@ -186,7 +186,10 @@ fn empty_file() {
 
 #[test]
 fn bad_magic() {
-    let r = run("bad-magic.pcap", b"GET / HTTP/1.1\r\n\r\n this is not a capture");
+    let r = run(
+        "bad-magic.pcap",
+        b"GET / HTTP/1.1\r\n\r\n this is not a capture",
+    );
     assert_error(&r, 1, "not a pcap or pcapng capture", 0);
     assert!(r.stderr.contains("47 45 54 20"), "{}", r.stderr);
 }
@@ -214,7 +217,11 @@ fn truncated_record() {
     f.extend(pcap_record(1_700_000_100, 100, 100, &[0u8; 40]));
     let r = run("short-record.pcap", &f);
     assert_error(&r, 3, "truncated record", at);
-    assert!(r.stderr.contains("says 100 bytes, only 40 remain"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("says 100 bytes, only 40 remain"),
+        "{}",
+        r.stderr
+    );
     assert_session_complete(&r);
 }
 
@@ -238,7 +245,11 @@ fn caplen_above_len_is_a_notice_not_an_error() {
     let r = run("caplen-gt-len.pcap", &f);
     assert_eq!(r.status, 0, "stderr: {}", r.stderr);
     let stats = of_type(&r, "stats");
-    assert_eq!(stats[0]["anomalies"]["caplen_exceeds_len"], 1, "{}", stats[0]);
+    assert_eq!(
+        stats[0]["anomalies"]["caplen_exceeds_len"], 1,
+        "{}",
+        stats[0]
+    );
     assert_session_complete(&r);
 }
 
@@ -275,7 +286,9 @@ fn snaplen_cut_packets_become_gaps_never_zero_bytes() {
     // The cut message is reported incomplete, never filled with zeros; the
     // stream stays in sync: the echo and both closes still decode.
     let msgs = of_type(&r, "message");
-    let cut_msg = msgs.iter().find(|m| m["dir"] == "c2s" && m["opcode"] == "text");
+    let cut_msg = msgs
+        .iter()
+        .find(|m| m["dir"] == "c2s" && m["opcode"] == "text");
     let cut_msg = cut_msg.unwrap_or_else(|| panic!("{msgs:?}"));
     assert_eq!(cut_msg["incomplete"], true, "{cut_msg}");
     // Only the 4 captured bytes; the frame's full extent is in `stream`.

@@ -42,16 +42,16 @@ static A: Counting = Counting;
 /// Measurements share one allocator: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Hands each generated packet (time, Ethernet frame) to the analyzer.
+type Emit<'a> = &'a mut dyn FnMut(Timestamp, &[u8]);
+
 /// A sink that keeps nothing (what `--stats` does).
 struct Discard;
 impl Sink for Discard {}
 
 /// Feeds packets from `gen` through an analyzer; returns the peak heap above
 /// the level at the start, in bytes.
-fn peak_during(
-    cfg: Config,
-    gen: impl FnOnce(&mut dyn FnMut(Timestamp, &[u8])),
-) -> (usize, StatsRecord) {
+fn peak_during(cfg: Config, gen: impl FnOnce(Emit<'_>)) -> (usize, StatsRecord) {
     let base = LIVE.load(Relaxed);
     PEAK.store(base, Relaxed);
     let mut an = Analyzer::new(cfg, Discard);
@@ -77,7 +77,7 @@ fn mib(b: usize) -> f64 {
 
 /// 200,000 flows from distinct clients to one server; with `data`, each
 /// flow's SYN is followed by 1000 bytes beyond a 100-byte hole.
-fn flow_flood(data: bool) -> impl FnOnce(&mut dyn FnMut(Timestamp, &[u8])) {
+fn flow_flood(data: bool) -> impl FnOnce(Emit<'_>) {
     move |emit| {
         let payload = [b'x'; 1000];
         let mut buf = Vec::new();
@@ -170,14 +170,17 @@ fn one_hole_then_200_mb_stays_under_memcap() {
         mib(s.counters["tcp_peak_memory"] as usize),
         s.counters["tcp_limit_hits"]
     );
-    assert!(s.counters["tcp_limit_hits"] > 0, "the memcap was never reached");
+    assert!(
+        s.counters["tcp_limit_hits"] > 0,
+        "the memcap was never reached"
+    );
     assert!(s.counters["tcp_peak_memory"] <= memcap as u64);
     assert!(peak < memcap + (16 << 20), "peak {:.1} MiB", mib(peak));
 }
 
 /// One WebSocket session whose server sends `total` bytes of 64 KiB binary
 /// frames in order, in 1448-byte segments.
-fn long_flow(total: u64) -> impl FnOnce(&mut dyn FnMut(Timestamp, &[u8])) {
+fn long_flow(total: u64) -> impl FnOnce(Emit<'_>) {
     move |emit| {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
@@ -271,4 +274,3 @@ fn two_gib_in_order_flow() {
     assert!(s.messages["binary"] >= 32_000, "{:?}", s.messages);
     assert!(peak < 4 << 20, "{:.2} MiB", mib(peak));
 }
-
