@@ -490,10 +490,9 @@ impl<S: Sink> Handler<S> {
         for dir in [Dir::C2s, Dir::S2c] {
             let (p, an) = message::deflate_params(&ext_params, dir);
             deflate[dir.index()] = p;
-            // Both directions parse the same header: report its faults once.
-            if dir == Dir::C2s {
-                param_anomalies = an;
-            }
+            // Each call reports the faults of its own direction's parameters
+            // (shared faults only for C2s), so keeping both reports each once.
+            param_anomalies.extend(an);
         }
         let deflate_rec = |p: &Option<message::DeflateParams>| {
             p.as_ref().map(|p| DeflateRecord {
@@ -587,7 +586,7 @@ impl<S: Sink> Handler<S> {
             // Bytes dropped before they reached us (held client bytes over
             // their limit): the same as a TCP gap for the decoder.
             if tcp_offset > next {
-                self.ws_gap(sess, flow, dir, next, tcp_offset - next, packet, ts);
+                self.dropped_gap(sess, flow, dir, tcp_offset, packet, ts);
             }
         }
         let ds = &mut sess.dirs[d];
@@ -626,6 +625,41 @@ impl<S: Sink> Handler<S> {
         if dec.is_desynced() {
             dirs[d].desynced = true;
         }
+    }
+
+    /// Bytes that never reached the session up to `upto` (held client bytes
+    /// dropped over their limit): reported like a TCP gap (record and stats)
+    /// so stats and session_end agree and no lost byte goes unlisted.
+    fn dropped_gap(
+        &mut self,
+        sess: &mut WsSession,
+        flow: u64,
+        dir: Dir,
+        upto: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+    ) {
+        let ds = &sess.dirs[dir.index()];
+        let Some(next) = ds.next.filter(|&n| n < upto) else {
+            return;
+        };
+        let len = upto - next;
+        self.counters.gaps += 1;
+        self.counters.gap_bytes += len;
+        let rec = GapRecord {
+            session: Some(sess.id),
+            flow,
+            dir: Some(dir.as_str().to_owned()),
+            seq: ds.tcp_seq_base.unwrap_or(0).wrapping_add(next as u32),
+            offset: next,
+            len,
+            reason: "buffer_limit".to_owned(),
+            packet: (packet > 0).then(|| self.files.local(packet).1),
+            ts: Some(ts.rfc3339()),
+        };
+        let r = self.sink.gap(&rec);
+        self.fail(r);
+        self.ws_gap(sess, flow, dir, next, len, packet, ts);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -848,6 +882,13 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         match tracker.feed(s, data, offset, packet, ts) {
                             Feed::Continue => Interest::Continue,
                             Feed::NotHttp => {
+                                // The reason it gave up (head too large, too
+                                // many headers, malformed) must not vanish.
+                                let mut anomalies = Vec::new();
+                                tracker.drain_anomalies(&mut anomalies);
+                                for a in &anomalies {
+                                    self.emit_anomaly(a, None, info.first_packet, None);
+                                }
                                 *st = Conn::Ignored;
                                 return Interest::Ignore;
                             }
@@ -878,6 +919,18 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                         &ch.data,
                                         ch.packet,
                                         ch.ts,
+                                    );
+                                }
+                                // Held bytes dropped at the end of the hold
+                                // are lost now, not when (if) more come.
+                                if let Some(last) = pending_client.last() {
+                                    self.dropped_gap(
+                                        &mut sess,
+                                        info.first_packet,
+                                        cdir,
+                                        tracker.held_end(),
+                                        last.packet,
+                                        last.ts,
                                     );
                                 }
                                 let dir = if s == client_side { Dir::C2s } else { Dir::S2c };
@@ -1194,6 +1247,110 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::synth::{conn::Conn as SConn, pcap::PcapWriter, ws as sws};
+
+    /// Runs a synthetic capture through an analyzer with a Collect sink.
+    fn run(pcap: Vec<u8>) -> crate::sink::Collect {
+        let mut r = crate::capture::CaptureReader::from_reader(
+            Box::new(std::io::Cursor::new(pcap)),
+            "test",
+        )
+        .unwrap();
+        let mut an = Analyzer::new(Config::default(), crate::sink::Collect::default());
+        while let Some(p) = r.next_packet().unwrap() {
+            an.packet(&p).unwrap();
+        }
+        an.finish().unwrap().0
+    }
+
+    fn conn() -> SConn {
+        SConn::new(
+            "10.0.0.1:4000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            1,
+            2,
+        )
+    }
+
+    #[test]
+    fn giving_up_on_http_reports_why() {
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        let mut c = conn();
+        c.handshake(&mut w, Timestamp::new(1, 0)).unwrap();
+        let mut req = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        req.resize(100_000, b'a');
+        c.send(&mut w, Dir::C2s, &req, 1460).unwrap();
+        let names: Vec<String> = run(w.into_inner())
+            .anomalies
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["http_head_too_large"]);
+    }
+
+    #[test]
+    fn dropped_pending_client_bytes_are_a_gap_record() {
+        const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        let mut c = conn();
+        c.handshake(&mut w, Timestamp::new(1, 0)).unwrap();
+        let req = sws::upgrade_request("h", "/", KEY, None);
+        c.send(&mut w, Dir::C2s, &req, 1460).unwrap();
+        // A 3002-byte frame (8-byte header) before the 101: 1002 bytes over
+        // the limit, and nothing after them to reveal the hole.
+        let mut f = Vec::new();
+        sws::frame(&mut f, true, 0, 2, Some([1, 2, 3, 4]), &[7u8; 2994]);
+        c.send(&mut w, Dir::C2s, &f, 500).unwrap();
+        c.send(&mut w, Dir::S2c, &sws::upgrade_response(KEY, None), 1460)
+            .unwrap();
+        let mut cfg = Config::default();
+        cfg.http.max_pending_client_bytes = 2000;
+        let mut r = crate::capture::CaptureReader::from_reader(
+            Box::new(std::io::Cursor::new(w.into_inner())),
+            "test",
+        )
+        .unwrap();
+        let mut an = Analyzer::new(cfg, crate::sink::Collect::default());
+        while let Some(p) = r.next_packet().unwrap() {
+            an.packet(&p).unwrap();
+        }
+        let (out, stats) = an.finish().unwrap();
+        assert_eq!(out.gaps.len(), 1, "{:?}", out.gaps);
+        let g = &out.gaps[0];
+        // Offsets count the TCP stream: the request, then 2000 held bytes.
+        assert_eq!((g.offset, g.len), (req.len() as u64 + 2000, 1002), "{g:?}");
+        assert_eq!(g.dir.as_deref(), Some("c2s"));
+        assert_eq!((stats.gaps, stats.gap_bytes), (1, 1002));
+        assert_eq!(out.ends[0].gaps, 1);
+    }
+
+    #[test]
+    fn server_deflate_parameter_faults_are_reported() {
+        const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        let mut c = conn();
+        c.handshake(&mut w, Timestamp::new(1, 0)).unwrap();
+        let req = sws::upgrade_request("h", "/", KEY, Some("permessage-deflate"));
+        c.send(&mut w, Dir::C2s, &req, 1460).unwrap();
+        let ext = "permessage-deflate; server_max_window_bits=20; client_max_window_bits=x";
+        c.send(
+            &mut w,
+            Dir::S2c,
+            &sws::upgrade_response(KEY, Some(ext)),
+            1460,
+        )
+        .unwrap();
+        let details: Vec<String> = run(w.into_inner())
+            .anomalies
+            .into_iter()
+            .filter(|a| a.name == "deflate_bad_parameter")
+            .map(|a| a.detail)
+            .collect();
+        assert_eq!(details.len(), 2, "{details:?}");
+        assert!(details.iter().any(|d| d.contains("server_max_window_bits")));
+        assert!(details.iter().any(|d| d.contains("client_max_window_bits")));
+    }
 
     #[test]
     fn file_map_locates_packets() {

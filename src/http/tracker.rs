@@ -118,6 +118,9 @@ pub struct HandshakeTracker {
     held_bytes: usize,
     held_dropped: u64,
     held_gap: bool,
+    /// Client stream offset one past the last byte offered while holding
+    /// (kept or dropped): where the dropped bytes, if any, end.
+    held_end: u64,
     last: (PacketNo, Timestamp),
     anomalies: Vec<Anomaly>,
 }
@@ -142,6 +145,7 @@ impl HandshakeTracker {
             held_bytes: 0,
             held_dropped: 0,
             held_gap: false,
+            held_end: 0,
             last: (0, Timestamp::default()),
             anomalies: Vec::new(),
         }
@@ -418,6 +422,7 @@ impl HandshakeTracker {
     }
 
     fn hold(&mut self, data: &[u8], stream_offset: u64, packet: PacketNo, ts: Timestamp) {
+        self.held_end = self.held_end.max(stream_offset + data.len() as u64);
         let take = data.len().min(
             self.limits
                 .max_pending_client_bytes
@@ -433,6 +438,13 @@ impl HandshakeTracker {
             self.held_bytes += take;
         }
         self.held_dropped += (data.len() - take) as u64;
+    }
+
+    /// Client stream offset one past the last byte that arrived before the
+    /// upgrade completed (0 when none was held): after `Upgraded`, bytes
+    /// between the last pending chunk and this offset were dropped.
+    pub fn held_end(&self) -> u64 {
+        self.held_end
     }
 
     fn report_held_overflow(&mut self) {

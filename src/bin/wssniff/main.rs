@@ -198,6 +198,41 @@ struct LimitArgs {
     )]
     max_headers: usize,
 
+    /// Idle timeout, in packet time, of flows not yet established (seconds)
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
+    timeout_new: u64,
+
+    /// Idle timeout, in packet time, of established flows (seconds)
+    #[arg(
+        long,
+        default_value_t = 3600,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
+    timeout_established: u64,
+
+    /// Linger, in packet time, of flows closed by FIN both ways or RST (seconds)
+    #[arg(
+        long,
+        default_value_t = 120,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
+    timeout_closed: u64,
+
+    /// Inflated bytes produced per message, kept or not: bounds CPU time on deflate bombs
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES", help_heading = "Limits")]
+    max_inflate_work: u64,
+
+    /// Client bytes held while an upgrade request waits for its 101 (bytes)
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", help_heading = "Limits")]
+    max_pending_client: usize,
+
     /// Which bytes win when overlapping TCP segments disagree
     #[arg(long, value_enum, default_value = "first", help_heading = "Limits")]
     overlap: OverlapArg,
@@ -213,6 +248,11 @@ impl LimitArgs {
         cfg.tcp.max_segments_per_dir = self.max_segments;
         cfg.tcp.memcap = self.memcap;
         cfg.tcp.max_flows = self.max_flows;
+        cfg.tcp.timeout_new_secs = self.timeout_new;
+        cfg.tcp.timeout_established_secs = self.timeout_established;
+        cfg.tcp.timeout_closed_secs = self.timeout_closed;
+        cfg.message.max_inflate_work = self.max_inflate_work;
+        cfg.http.max_pending_client_bytes = self.max_pending_client;
         cfg.tcp.overlap = match self.overlap {
             OverlapArg::First => wssniff::tcp::OverlapPolicy::First,
             OverlapArg::Last => wssniff::tcp::OverlapPolicy::Last,
