@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
 /// How long one read waits for a packet before returning `Ok(None)`: the
 /// longest a stop request (a signal, `--duration`) waits to be noticed.
-pub const READ_TIMEOUT_MS: i32 = 150;
+/// The capture is non-blocking and waits in `poll(2)` itself: with
+/// TPACKET_V3, libpcap's own read timeout does not bound a blocking read
+/// when no packet arrives, and a signal does not end it either.
+pub const READ_TIMEOUT_MS: u16 = 150;
 /// Longest a packet waits in the save file's buffer before being written.
 pub const SAVE_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 /// Save file write buffer.
@@ -239,7 +242,7 @@ impl LiveCapture {
             .snaplen(i32::try_from(snaplen).unwrap_or(i32::MAX))
             .promisc(cfg.promisc)
             .immediate_mode(true)
-            .timeout(READ_TIMEOUT_MS);
+            .timeout(i32::from(READ_TIMEOUT_MS));
         if let Some(b) = cfg.buffer_bytes {
             inactive = inactive.buffer_size(i32::try_from(b).unwrap_or(i32::MAX));
         }
@@ -250,6 +253,10 @@ impl LiveCapture {
                 detail: e.to_string(),
             })?;
         }
+        let cap = cap.setnonblock().map_err(|e| LiveError::Open {
+            interface: iface.clone(),
+            detail: format!("cannot make the capture non-blocking: {e}"),
+        })?;
         let link_type = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
         Ok(LiveCapture {
             cap,
@@ -292,19 +299,20 @@ impl LiveCapture {
         )
     }
 
-    /// The next packet, or `Ok(None)` when nothing arrived within
-    /// [`READ_TIMEOUT_MS`]. Packet numbers are 1-based in capture order.
+    /// The next packet, or `Ok(None)` when none was waiting; the call then
+    /// waited up to [`READ_TIMEOUT_MS`] (less when a packet or a signal
+    /// came) before returning. Packet numbers are 1-based in capture order.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, LiveError> {
         match self.cap.next_packet() {
             Ok(p) => {
                 self.captured += 1;
-                let ts = Timestamp::new(
-                    p.header.ts.tv_sec as i64,
-                    // Microseconds (libpcap's default precision); a value out of
-                    // range cannot come from the kernel, but is clamped rather
-                    // than trusted.
-                    (p.header.ts.tv_usec as u32).min(999_999) * 1000,
-                );
+                // Microseconds (libpcap's default precision); a value out of
+                // range cannot come from the kernel, but is clamped rather
+                // than trusted.
+                let usec = u32::try_from(p.header.ts.tv_usec)
+                    .unwrap_or(0)
+                    .min(999_999);
+                let ts = Timestamp::new(i64::from(p.header.ts.tv_sec), usec * 1000);
                 Ok(Some(Packet {
                     number: self.captured,
                     ts,
@@ -313,10 +321,28 @@ impl LiveCapture {
                     orig_len: p.header.len,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(pcap::Error::TimeoutExpired) => {
+                self.wait_readable()?;
+                Ok(None)
+            }
             Err(e) => Err(LiveError::Read {
                 interface: self.interface.clone(),
                 detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// Waits until the capture has something to read (or an error to
+    /// report), a signal arrives, or the read timeout passes.
+    fn wait_readable(&self) -> Result<(), LiveError> {
+        use nix::poll::{poll, PollFd, PollFlags};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.cap.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, READ_TIMEOUT_MS) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(LiveError::Read {
+                interface: self.interface.clone(),
+                detail: format!("poll: {e}"),
             }),
         }
     }
