@@ -20,3 +20,16 @@ pub mod synth;
 pub mod tcp;
 pub mod types;
 pub mod ws;
+
+/// Every anomaly name each stage can report, with its meaning, by stage:
+/// the source of `docs/anomalies.md` (a test keeps the two in step).
+pub const ANOMALY_TABLES: &[(&str, &[(&str, &str)])] = &[
+    ("capture", capture::ANOMALIES),
+    ("decode", decode::ANOMALIES),
+    ("tcp", tcp::ANOMALIES),
+    ("http", http::ANOMALIES),
+    ("ws", ws::ANOMALIES),
+    ("message", message::ANOMALIES),
+    ("export", sink::export::ANOMALIES),
+    ("replay", replay::ANOMALIES),
+];

@@ -88,12 +88,20 @@ struct DirState {
     asm: Assembler,
     /// TCP stream offset where this direction's WebSocket bytes start.
     base: Option<u64>,
-    /// TCP sequence number of WebSocket stream offset 0.
-    seq0: u32,
+    /// TCP sequence number of TCP stream offset 0 (ISN + 1), once known.
+    tcp_seq_base: Option<u32>,
+    /// TCP stream offset one past the last byte seen (data or gap).
+    next: Option<u64>,
     desynced: bool,
 }
 
 impl DirState {
+    /// TCP sequence number of WebSocket stream offset 0 (0 while unknown).
+    fn seq0(&self) -> u32 {
+        let base = self.base.unwrap_or(0);
+        self.tcp_seq_base.unwrap_or(0).wrapping_add(base as u32)
+    }
+
     fn new(dir: Dir, cfg: &MessageConfig, deflate: Option<message::DeflateParams>) -> Self {
         DirState {
             dec: FrameDecoder::new(FrameConfig {
@@ -101,7 +109,8 @@ impl DirState {
             }),
             asm: Assembler::new(dir, cfg.clone(), deflate),
             base: None,
-            seq0: 0,
+            tcp_seq_base: None,
+            next: None,
             desynced: false,
         }
     }
@@ -503,16 +512,26 @@ impl<S: Sink> Handler<S> {
         flow: u64,
         dir: Dir,
         tcp_offset: u64,
-        seq: u32,
+        seq: Option<u32>,
         data: &[u8],
         packet: PacketNo,
         ts: Timestamp,
     ) {
         let d = dir.index();
-        let base = *sess.dirs[d].base.get_or_insert(tcp_offset);
-        if tcp_offset == base && sess.counts.stream_bytes_of(dir) == 0 {
-            sess.dirs[d].seq0 = seq;
+        if let Some(next) = sess.dirs[d].next {
+            // Bytes dropped before they reached us (held client bytes over
+            // their limit): the same as a TCP gap for the decoder.
+            if tcp_offset > next {
+                self.ws_gap(sess, flow, dir, next, tcp_offset - next, packet, ts);
+            }
         }
+        let ds = &mut sess.dirs[d];
+        ds.base.get_or_insert(tcp_offset);
+        if let (None, Some(seq)) = (ds.tcp_seq_base, seq) {
+            ds.tcp_seq_base = Some(seq.wrapping_sub(tcp_offset as u32));
+        }
+        let base = ds.base.unwrap_or(tcp_offset);
+        ds.next = Some(tcp_offset + data.len() as u64);
         let off = tcp_offset.saturating_sub(base);
         sess.counts.add_stream(dir, data.len() as u64);
         sess.counts.last_ts = ts;
@@ -524,7 +543,7 @@ impl<S: Sink> Handler<S> {
             return;
         }
         let id = sess.id;
-        let seq0 = sess.dirs[d].seq0;
+        let seq0 = sess.dirs[d].seq0();
         let WsSession { dirs, counts, .. } = sess;
         let DirState { dec, asm, .. } = &mut dirs[d];
         let mut em = Emitter {
@@ -557,6 +576,7 @@ impl<S: Sink> Handler<S> {
     ) {
         let d = dir.index();
         let base = *sess.dirs[d].base.get_or_insert(tcp_offset);
+        sess.dirs[d].next = Some(tcp_offset + len);
         let off = tcp_offset.saturating_sub(base);
         sess.counts.gaps += 1;
         sess.counts.gap_bytes += len;
@@ -568,7 +588,7 @@ impl<S: Sink> Handler<S> {
             return;
         }
         let id = sess.id;
-        let seq0 = sess.dirs[d].seq0;
+        let seq0 = sess.dirs[d].seq0();
         let WsSession { dirs, counts, .. } = sess;
         let DirState { dec, asm, .. } = &mut dirs[d];
         let mut em = Emitter {
@@ -594,7 +614,7 @@ impl<S: Sink> Handler<S> {
         for dir in [Dir::C2s, Dir::S2c] {
             let ts = sess.counts.last_ts;
             let WsSession { dirs, counts, .. } = &mut *sess;
-            let seq0 = dirs[dir.index()].seq0;
+            let seq0 = dirs[dir.index()].seq0();
             let asm = &mut dirs[dir.index()].asm;
             let mut em = Emitter {
                 h: self,
@@ -632,12 +652,6 @@ impl<S: Sink> Handler<S> {
 }
 
 impl SessionCounts {
-    fn stream_bytes_of(&self, dir: Dir) -> u64 {
-        match dir {
-            Dir::C2s => self.stream_bytes.c2s,
-            Dir::S2c => self.stream_bytes.s2c,
-        }
-    }
     fn add_stream(&mut self, dir: Dir, n: u64) {
         match dir {
             Dir::C2s => self.stream_bytes.c2s += n,
@@ -785,18 +799,17 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                 let client_side = handshake.client_side.min(1);
                                 let mut sess = self.start_session(info, handshake, packet);
                                 let cdir = Dir::C2s;
+                                if let Some(isn) = info.isn[client_side] {
+                                    sess.dirs[cdir.index()].tcp_seq_base =
+                                        Some(isn.wrapping_add(1));
+                                }
                                 for ch in &pending_client {
-                                    let cseq = info.isn[client_side]
-                                        .map(|i| {
-                                            i.wrapping_add(1).wrapping_add(ch.stream_offset as u32)
-                                        })
-                                        .unwrap_or(0);
                                     self.ws_data(
                                         &mut sess,
                                         info.first_packet,
                                         cdir,
                                         ch.stream_offset,
-                                        cseq,
+                                        None,
                                         &ch.data,
                                         ch.packet,
                                         ch.ts,
@@ -806,18 +819,19 @@ impl<S: Sink> FlowHandler for Handler<S> {
                                 let start = data.len().saturating_sub(rest);
                                 let tail = data.get(start..).unwrap_or(&[]);
                                 let tail_off = offset + start as u64;
-                                let tail_seq = seq.wrapping_add(start as u32);
                                 // The response's side starts its frames right after the head,
                                 // even when nothing follows yet in this segment.
-                                sess.dirs[dir.index()].base = Some(tail_off);
-                                sess.dirs[dir.index()].seq0 = tail_seq;
+                                let ds = &mut sess.dirs[dir.index()];
+                                ds.base = Some(tail_off);
+                                ds.next = Some(tail_off);
+                                ds.tcp_seq_base = Some(seq.wrapping_sub(offset as u32));
                                 if !tail.is_empty() {
                                     self.ws_data(
                                         &mut sess,
                                         info.first_packet,
                                         dir,
                                         tail_off,
-                                        tail_seq,
+                                        Some(seq.wrapping_add(start as u32)),
                                         tail,
                                         packet,
                                         ts,
@@ -888,7 +902,16 @@ impl<S: Sink> FlowHandler for Handler<S> {
                         ts,
                     } => {
                         let dir = dir_of(side);
-                        self.ws_data(sess, info.first_packet, dir, offset, seq, data, packet, ts);
+                        self.ws_data(
+                            sess,
+                            info.first_packet,
+                            dir,
+                            offset,
+                            Some(seq),
+                            data,
+                            packet,
+                            ts,
+                        );
                     }
                     StreamEvent::Gap {
                         side,
