@@ -195,6 +195,10 @@ pub struct LiveCapture {
     link_type: u32,
     snaplen: u32,
     captured: u64,
+    /// A duplicate of the capture's descriptor, waited on with `poll(2)`. A
+    /// separate field so waiting does not borrow `cap` while a returned
+    /// packet may still borrow it.
+    wait_fd: std::os::fd::OwnedFd,
 }
 
 impl LiveCapture {
@@ -257,6 +261,15 @@ impl LiveCapture {
             interface: iface.clone(),
             detail: format!("cannot make the capture non-blocking: {e}"),
         })?;
+        let wait_fd = {
+            use std::os::fd::AsFd;
+            cap.as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| LiveError::Open {
+                    interface: iface.clone(),
+                    detail: format!("cannot duplicate the capture descriptor: {e}"),
+                })?
+        };
         let link_type = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
         Ok(LiveCapture {
             cap,
@@ -264,6 +277,7 @@ impl LiveCapture {
             link_type,
             snaplen,
             captured: 0,
+            wait_fd,
         })
     }
 
@@ -322,27 +336,12 @@ impl LiveCapture {
                 }))
             }
             Err(pcap::Error::TimeoutExpired) => {
-                self.wait_readable()?;
+                wait_readable(&self.wait_fd, &self.interface)?;
                 Ok(None)
             }
             Err(e) => Err(LiveError::Read {
                 interface: self.interface.clone(),
                 detail: e.to_string(),
-            }),
-        }
-    }
-
-    /// Waits until the capture has something to read (or an error to
-    /// report), a signal arrives, or the read timeout passes.
-    fn wait_readable(&self) -> Result<(), LiveError> {
-        use nix::poll::{poll, PollFd, PollFlags};
-        use std::os::fd::AsFd;
-        let mut fds = [PollFd::new(self.cap.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, READ_TIMEOUT_MS) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-            Err(e) => Err(LiveError::Read {
-                interface: self.interface.clone(),
-                detail: format!("poll: {e}"),
             }),
         }
     }
@@ -355,6 +354,21 @@ impl LiveCapture {
             dropped: s.dropped,
             if_dropped: s.if_dropped,
         })
+    }
+}
+
+/// Waits until the capture has something to read (or an error to report),
+/// a signal arrives, or [`READ_TIMEOUT_MS`] passes.
+fn wait_readable(fd: &std::os::fd::OwnedFd, interface: &str) -> Result<(), LiveError> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, READ_TIMEOUT_MS) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(LiveError::Read {
+            interface: interface.to_owned(),
+            detail: format!("poll: {e}"),
+        }),
     }
 }
 
