@@ -59,7 +59,10 @@ impl LiveConfig {
 #[derive(Debug)]
 pub enum LiveError {
     /// No interface of that name.
-    NoSuchInterface { interface: String, known: Vec<String> },
+    NoSuchInterface {
+        interface: String,
+        known: Vec<String>,
+    },
     /// The process may not capture.
     PermissionDenied { interface: String, detail: String },
     /// The filter expression does not compile.
@@ -323,9 +326,7 @@ impl LiveCapture {
                 // Microseconds (libpcap's default precision); a value out of
                 // range cannot come from the kernel, but is clamped rather
                 // than trusted.
-                let usec = u32::try_from(p.header.ts.tv_usec)
-                    .unwrap_or(0)
-                    .min(999_999);
+                let usec = u32::try_from(p.header.ts.tv_usec).unwrap_or(0).min(999_999);
                 let ts = Timestamp::new(i64::from(p.header.ts.tv_sec), usec * 1000);
                 Ok(Some(Packet {
                     number: self.captured,
@@ -467,7 +468,10 @@ mod tests {
         let mut r = CaptureReader::from_reader(Box::new(std::io::Cursor::new(buf)), "t").unwrap();
         let mut n = 0u32;
         while let Some(p) = r.next_packet().unwrap() {
-            assert_eq!(p.ts, Timestamp::new(1_700_000_000 + i64::from(n), 123_456_000));
+            assert_eq!(
+                p.ts,
+                Timestamp::new(1_700_000_000 + i64::from(n), 123_456_000)
+            );
             assert_eq!(p.data.len(), 20 + n as usize);
             assert_eq!(p.orig_len, 100 + n);
             assert_eq!(p.link_type, 1);

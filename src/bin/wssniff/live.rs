@@ -70,7 +70,11 @@ pub(crate) struct LiveArgs {
     snaplen: u32,
 
     /// Do not put the interface into promiscuous mode
-    #[arg(short = 'p', long = "no-promiscuous-mode", help_heading = "Live capture")]
+    #[arg(
+        short = 'p',
+        long = "no-promiscuous-mode",
+        help_heading = "Live capture"
+    )]
     no_promisc: bool,
 
     /// Kernel capture buffer size, in KiB (default: libpcap's, 2 MiB on Linux)
@@ -283,7 +287,10 @@ fn drop_privileges(user: &nix::unistd::User) -> Result<(), String> {
     setuid(user.uid).map_err(|e| fail("setuid", e))?;
     // setuid from root to another user is irreversible; check it is.
     if !user.uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
-        return Err(format!("-Z {}: could regain root after dropping it", user.name));
+        return Err(format!(
+            "-Z {}: could regain root after dropping it",
+            user.name
+        ));
     }
     Ok(())
 }
