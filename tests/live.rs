@@ -279,10 +279,8 @@ fn tungstenite_echo_server(listener: TcpListener) {
                     return;
                 };
                 while let Ok(m) = ws.read() {
-                    if m.is_text() || m.is_binary() {
-                        if ws.send(m).is_err() {
-                            return;
-                        }
+                    if (m.is_text() || m.is_binary()) && ws.send(m).is_err() {
+                        return;
                     }
                 }
             });

@@ -214,7 +214,7 @@ impl LiveCapture {
         let known: Vec<String> = pcap::Device::list()
             .map(|l| l.into_iter().map(|d| d.name).collect())
             .unwrap_or_default();
-        if !known.is_empty() && !known.iter().any(|n| *n == iface) {
+        if !known.is_empty() && !known.contains(&iface) {
             return Err(LiveError::NoSuchInterface {
                 interface: iface,
                 known,
@@ -327,7 +327,11 @@ impl LiveCapture {
                 // range cannot come from the kernel, but is clamped rather
                 // than trusted.
                 let usec = u32::try_from(p.header.ts.tv_usec).unwrap_or(0).min(999_999);
-                let ts = Timestamp::new(i64::from(p.header.ts.tv_sec), usec * 1000);
+                // time_t is 32 bits on some targets: the conversion is not
+                // useless everywhere.
+                #[allow(clippy::useless_conversion)]
+                let secs = i64::from(p.header.ts.tv_sec);
+                let ts = Timestamp::new(secs, usec * 1000);
                 Ok(Some(Packet {
                     number: self.captured,
                     ts,
