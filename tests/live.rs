@@ -529,6 +529,15 @@ fn live_capture_reports_every_message_as_it_happens_and_finishes_on_sigint() {
             .collect();
         assert_eq!(end["incomplete"], false, "{end} {anomalies:?}");
     }
+    // Closed sessions end as they close, not when the capture stops: their
+    // session_end comes before the record of the session opened after them.
+    let pos = |f: &dyn Fn(&serde_json::Value) -> bool| recs.iter().position(f).unwrap();
+    let open_pos = pos(&|r| r["type"] == "session" && r["id"] == open_id);
+    for id in [py_id, closed_id] {
+        let end_pos = pos(&|r| r["type"] == "session_end" && r["session"] == id);
+        assert!(end_pos < open_pos, "session {id} ended only at the stop");
+        assert_eq!(recs[end_pos]["reason"], "fin");
+    }
     let stats = recs.last().unwrap();
     assert_eq!(stats["sessions"], 3, "{stats}");
 

@@ -362,6 +362,9 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
     }
     let cfg = args.limits.config();
     let mut an = Analyzer::new(cfg, tee);
+    // A long capture must not hold closed sessions (and their inflaters)
+    // for the closed-flow timeout; their records come at once, too.
+    an.end_sessions_at_close(true);
     an.begin_file();
     if !args.quiet {
         eprintln!("wssniff: {}", cap.listening_line());
