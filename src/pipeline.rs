@@ -270,14 +270,79 @@ impl<S: Sink> Analyzer<S> {
         self.h.sink.anomaly(&rec)
     }
 
-    /// End of input: flush every flow, write the statistics.
-    pub fn finish(mut self) -> io::Result<(S, StatsRecord)> {
+    /// Like [`Analyzer::packet`], but the decoded segment goes to `route`
+    /// instead of this analyzer's flow table (the reader of a sharded run).
+    pub fn packet_routed(
+        &mut self,
+        pkt: &Packet<'_>,
+        route: &mut dyn FnMut(&crate::decode::Segment<'_>, PacketNo),
+    ) -> io::Result<()> {
+        if self.h.files.bases.is_empty() {
+            self.h.files.bases.push(0);
+        }
+        self.global += 1;
+        let packet = self.global;
+        self.h.counters.packets += 1;
+        self.h.counters.bytes += pkt.data.len() as u64;
+        match self
+            .decoder
+            .decode(pkt.link_type, pkt.data, pkt.orig_len, pkt.ts)
+        {
+            Ok(seg) => route(&seg, packet),
+            Err(reason) => *self.h.counters.skipped.entry(reason.name()).or_default() += 1,
+        }
+        self.decoder_events(packet, pkt.ts);
+        match self.h.err.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A segment decoded elsewhere (a shard of a sharded run), as packet
+    /// `packet` (global number) would have delivered it.
+    pub fn segment(
+        &mut self,
+        seg: &crate::decode::Segment<'_>,
+        packet: PacketNo,
+        ts: Timestamp,
+    ) -> io::Result<()> {
+        self.flows.process(seg, packet, ts, &mut self.h);
+        match self.h.err.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Moves packet time forward (timing out idle flows, see
+    /// [`FlowTable::advance_clock`]).
+    pub fn advance_clock(&mut self, ts: Timestamp) -> io::Result<()> {
+        self.flows.advance_clock(ts, &mut self.h);
+        match self.h.err.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Packets after global number `base` belong to the next input file
+    /// (a shard of a sharded run, which does not see every packet).
+    pub fn begin_file_at(&mut self, base: PacketNo) {
+        self.h.files.bases.push(base);
+    }
+
+    /// End of input: IP fragments left over, then every flow, oldest first.
+    pub fn end_of_input(&mut self) -> io::Result<()> {
         self.decoder.finish();
         self.decoder_events(0, Timestamp::default());
         self.flows.finish(&mut self.h);
-        if let Some(e) = self.h.err.take() {
-            return Err(e);
+        match self.h.err.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
+    }
+
+    /// End of input: flush every flow, write the statistics.
+    pub fn finish(mut self) -> io::Result<(S, StatsRecord)> {
+        self.end_of_input()?;
         let stats = self.stats();
         self.h.sink.stats(&stats)?;
         self.h.sink.finish()?;
@@ -996,6 +1061,10 @@ impl<S: Sink> FlowHandler for Handler<S> {
         }
     }
 
+    fn closing_in_order(&mut self, _info: &FlowInfo, list: u8, order: PacketNo) {
+        self.sink.order_hint(list, order);
+    }
+
     fn close(&mut self, st: Conn, info: &FlowInfo, reason: CloseReason) {
         // (A session ended at its close is Conn::Ignored by now.)
         match st {
@@ -1083,6 +1152,7 @@ pub fn run_files<S: Sink>(
         for nt in notices.drain(..) {
             an.notice(&nt)?;
         }
+        progress.advance(reader.bytes_consumed(), an.h.counters.sessions);
     }
     progress.done();
     let (sink, stats) = an.finish()?;

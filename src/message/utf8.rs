@@ -56,7 +56,7 @@ impl Utf8Check {
                 None => return,
             }
         }
-        match std::str::from_utf8(data) {
+        match simdutf8::compat::from_utf8(data) {
             Ok(_) => self.pos += data.len() as u64,
             Err(e) => {
                 let valid = e.valid_up_to();

@@ -9,8 +9,11 @@
 //! pipe) stops the run, and the CLI turns `BrokenPipe` into a quiet exit.
 
 pub mod export;
+pub mod filter;
+pub mod grep;
 pub mod har;
 pub mod json;
+pub mod summary;
 pub mod transcript;
 
 use crate::session::{
@@ -88,6 +91,15 @@ pub trait Sink {
     fn message(&mut self, _m: &MessageView<'_>) -> io::Result<()> {
         Ok(())
     }
+    /// A message that `--grep` matched, with the matched byte ranges of its
+    /// payload. Writers that can show the spans override this.
+    fn message_match(&mut self, m: &MessageView<'_>, _spans: &[(usize, usize)]) -> io::Result<()> {
+        self.message(m)
+    }
+    /// `--grep -C N`: the next message does not follow the previous one.
+    fn context_break(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     fn anomaly(&mut self, _a: &AnomalyRecord) -> io::Result<()> {
         Ok(())
     }
@@ -120,6 +132,11 @@ pub trait Sink {
     fn wants_frames(&self) -> bool {
         false
     }
+    /// The records that follow (until the next hint or packet) close a flow
+    /// the flow table closes on its own schedule (timeout, end of input), in
+    /// (`list`, `order`) order (see `tcp::FlowHandler::closing_in_order`).
+    /// Only the sharded writer of `parallel` needs it, to merge shards.
+    fn order_hint(&mut self, _list: u8, _order: u64) {}
 }
 
 /// Sends every record to each of several sinks, in order.
@@ -153,6 +170,12 @@ impl Sink for Tee {
     fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
         tee_all!(self, message(m))
     }
+    fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
+        tee_all!(self, message_match(m, spans))
+    }
+    fn context_break(&mut self) -> io::Result<()> {
+        tee_all!(self, context_break())
+    }
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
         tee_all!(self, anomaly(a))
     }
@@ -183,6 +206,11 @@ impl Sink for Tee {
     fn wants_frames(&self) -> bool {
         self.sinks.iter().any(|s| s.wants_frames())
     }
+    fn order_hint(&mut self, list: u8, order: u64) {
+        for s in self.sinks.iter_mut() {
+            s.order_hint(list, order);
+        }
+    }
 }
 
 /// Forwards to a borrowed sink (so a caller can keep ownership).
@@ -195,6 +223,12 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
         (**self).message(m)
+    }
+    fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
+        (**self).message_match(m, spans)
+    }
+    fn context_break(&mut self) -> io::Result<()> {
+        (**self).context_break()
     }
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
         (**self).anomaly(a)
@@ -222,6 +256,9 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn wants_frames(&self) -> bool {
         (**self).wants_frames()
+    }
+    fn order_hint(&mut self, list: u8, order: u64) {
+        (**self).order_hint(list, order)
     }
 }
 

@@ -95,6 +95,50 @@ impl<W: Write> TranscriptSink<W> {
     }
 }
 
+/// Match lines printed per message; the JSON has every span.
+const MATCH_LINES: usize = 10;
+/// Payload bytes of context shown each side of a match.
+const MATCH_CONTEXT: usize = 24;
+/// Longest part of a match shown.
+const MATCH_SHOWN: usize = 80;
+
+/// A match with a little payload either side, escaped for one line:
+/// `"…before` , `match`, `after…"`. Lossy UTF-8, so binary shows as `\u{fffd}`
+/// replacement characters; the offsets are what identify the bytes.
+pub fn match_context(payload: &[u8], start: usize, end: usize) -> (String, String, String) {
+    let len = payload.len();
+    let (start, end) = (start.min(len), end.min(len).max(start.min(len)));
+    let from = start.saturating_sub(MATCH_CONTEXT);
+    let to = end.saturating_add(MATCH_CONTEXT).min(len);
+    let shown_end = end.min(start.saturating_add(MATCH_SHOWN));
+    let esc = |b: &[u8]| {
+        let mut s = String::new();
+        for ch in String::from_utf8_lossy(b).chars() {
+            match ch {
+                '\n' => s.push_str("\\n"),
+                '\r' => s.push_str("\\r"),
+                '\t' => s.push_str("\\t"),
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(s, "\\u{{{:x}}}", c as u32);
+                }
+                c => s.push(c),
+            }
+        }
+        s
+    };
+    let mut before = String::from(if from > 0 { "\"…" } else { "\"" });
+    before.push_str(&esc(payload.get(from..start).unwrap_or(&[])));
+    let mut hit = esc(payload.get(start..shown_end).unwrap_or(&[]));
+    if shown_end < end {
+        hit.push('…');
+    }
+    let mut after = esc(payload.get(end..to).unwrap_or(&[]));
+    after.push_str(if to < len { "…\"" } else { "\"" });
+    (before, hit, after)
+}
+
 /// `[pkt 4]`, `[pkts 4-9]` or `[pkts 4,6,9]`.
 pub fn packet_list(packets: &[u64]) -> String {
     match packets {
@@ -232,6 +276,33 @@ impl<W: Write> Sink for TranscriptSink<W> {
         }
         let pl = format!(" {}", packet_list(m.packets));
         self.paint(DIM, &pl);
+        self.end_line()
+    }
+
+    fn message_match(&mut self, m: &MessageView<'_>, spans: &[(usize, usize)]) -> io::Result<()> {
+        self.message(m)?;
+        for &(start, end) in spans.iter().take(MATCH_LINES) {
+            self.line.push_str("                      match at ");
+            let _ = write!(self.line, "{start}..{end}: ");
+            let (before, hit, after) = match_context(m.payload, start, end);
+            self.line.push_str(&before);
+            self.paint(RED, &hit);
+            self.line.push_str(&after);
+            self.end_line()?;
+        }
+        if spans.len() > MATCH_LINES {
+            let _ = write!(
+                self.line,
+                "                      … {} more matches",
+                spans.len() - MATCH_LINES
+            );
+            self.end_line()?;
+        }
+        Ok(())
+    }
+
+    fn context_break(&mut self) -> io::Result<()> {
+        self.line.push_str("--");
         self.end_line()
     }
 

@@ -248,6 +248,12 @@ pub trait FlowHandler {
     fn open(&mut self, info: &FlowInfo) -> Self::State;
     fn event(&mut self, st: &mut Self::State, info: &FlowInfo, ev: StreamEvent<'_>) -> Interest;
     fn close(&mut self, st: Self::State, info: &FlowInfo, reason: CloseReason);
+    /// The table is about to close a flow on its own schedule, in the order
+    /// (`list`, `order`): timeouts go list by list (timeout class 0..=2), each
+    /// in order of the packet that last touched the flow (`order`); end of
+    /// input is list 3, in order of first packet. Sharded runs (`parallel`)
+    /// merge their shards' output on that key.
+    fn closing_in_order(&mut self, _info: &FlowInfo, _list: u8, _order: PacketNo) {}
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -393,6 +399,8 @@ struct Flow<S> {
     ignored: bool,
     rst: bool,
     last_seen: Timestamp,
+    /// Packet that last touched the flow (its position in its recency list).
+    last_packet: PacketNo,
 }
 
 impl<S> Flow<S> {
@@ -514,11 +522,18 @@ impl<S> FlowTable<S> {
             .collect();
         live.sort_unstable();
         for (_, idx) in live {
+            if let Some(f) = self.flows.get(idx) {
+                h.closing_in_order(&f.info, slab::CLASSES as u8, f.info.first_packet);
+            }
             self.close_flow(idx, CloseReason::EndOfInput, h);
         }
     }
 
-    fn advance_clock<H: FlowHandler<State = S>>(&mut self, ts: Timestamp, h: &mut H) {
+    /// Moves packet time forward to `ts` (never back) and, once per second of
+    /// it, times out idle flows. `process` calls it for every segment; a
+    /// sharded run also calls it with the clock of packets other shards got,
+    /// so timeouts fire at the same packet as in a single-threaded run.
+    pub fn advance_clock<H: FlowHandler<State = S>>(&mut self, ts: Timestamp, h: &mut H) {
         let now = match self.clock {
             Some(c) if c >= ts => c,
             _ => {
@@ -545,6 +560,7 @@ impl<S> FlowTable<S> {
                 if now.secs.saturating_sub(f.last_seen.secs) <= limit {
                     break;
                 }
+                h.closing_in_order(&f.info, class as u8, f.last_packet);
                 self.stats.flows_timed_out += 1;
                 self.close_flow(idx, CloseReason::Timeout, h);
             }
@@ -611,6 +627,7 @@ impl<S> FlowTable<S> {
             ignored: false,
             rst: false,
             last_seen: self.clock.unwrap_or(ts),
+            last_packet: packet,
         };
         let idx = self.flows.insert(flow, CLASS_NEW);
         self.map.insert(key, idx);
@@ -631,6 +648,7 @@ impl<S> FlowTable<S> {
             return;
         };
         flow.last_seen = clock;
+        flow.last_packet = packet;
         let side = flow.side_of(seg.src, seg.dst);
         let px = Pkt { side, packet, ts };
         let was_ignored = flow.ignored;

@@ -1,10 +1,15 @@
 //! `wssniff`: the command line over the library. Parsing, wiring, exit codes.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+mod anomalies;
+mod filters;
+mod progress;
+mod sessions;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wssniff::pipeline::{self, Config, NoProgress, RunOutcome};
+use wssniff::pipeline::{self, Config, RunOutcome};
 use wssniff::session::{tool_version, CaptureRecord, SCHEMA_VERSION};
 use wssniff::sink::{
     ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink,
@@ -63,7 +68,18 @@ struct Cli {
 enum Command {
     /// Analyse capture files (pcap, pcapng, optionally gzip-compressed)
     #[command(after_help = EXAMPLES)]
-    Read(ReadArgs),
+    Read(Box<ReadArgs>),
+    /// One row per WebSocket session: endpoints, URI, timing, messages, bytes, close codes, anomalies
+    Sessions(sessions::SessionsArgs),
+    /// Anomalies by name, worst first, with counts and the sessions involved
+    Anomalies(anomalies::AnomaliesArgs),
+    /// Print a shell completion script (e.g. `wssniff completions bash > /etc/bash_completion.d/wssniff`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (`wssniff man | man -l -`)
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -114,6 +130,21 @@ struct ReadArgs {
     /// No progress bar
     #[arg(short, long)]
     quiet: bool,
+
+    /// Worker threads (default: the number of cores). Flows are sharded by
+    /// their 4-tuple; output is identical to --threads 1, except that the
+    /// global limits --max-flows and --memcap apply per thread (limit / N),
+    /// so output differs only when one of them is hit, and the stats'
+    /// tcp_peak_* counters are the largest of one thread's. --export runs
+    /// single-threaded.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
+
+    #[command(flatten)]
+    filter: filters::FilterArgs,
+
+    #[command(flatten)]
+    grep: filters::GrepArgs,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -216,12 +247,26 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Read(args)) => read(args),
+        Some(Command::Read(args)) => read(*args),
+        Some(Command::Sessions(args)) => sessions::run(args),
+        Some(Command::Anomalies(args)) => anomalies::run(args),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "wssniff", &mut io::stdout());
+            Ok(exit::OK)
+        }
+        Some(Command::Man) => clap_mangen::Man::new(Cli::command())
+            .render(&mut io::stdout())
+            .map(|_| exit::OK),
         None => Ok(live::run(cli.live)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            eprintln!("wssniff: {e}");
+            ExitCode::from(exit::USAGE)
+        }
         Err(e) => {
             eprintln!("wssniff: {e}");
             ExitCode::from(exit::INPUT)
@@ -247,6 +292,13 @@ fn finish_status<S>(outcome: &RunOutcome<S>) -> u8 {
 
 fn read(args: ReadArgs) -> io::Result<u8> {
     let cfg = args.limits.config();
+    if args.grep.active() && (args.export.is_some() || args.stats) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--grep selects messages, not sessions: it cannot be combined with --export or --stats (export the sessions it found with --session ID)",
+        ));
+    }
+    let filter = args.filter.build(&args.files, &cfg)?;
     let stdout = io::stdout();
     let is_tty = stdout.is_terminal();
     let out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
@@ -271,6 +323,12 @@ fn read(args: ReadArgs) -> io::Result<u8> {
         })?;
         sinks.push(Box::new(export));
     }
+    let threads = args
+        .threads
+        .map_or_else(wssniff::parallel::default_threads, |n| n as usize);
+    if threads > 1 && args.export.is_none() {
+        return read_sharded(&args, cfg, threads, is_tty, out, inputs);
+    }
     let mut stats_only = None;
     if args.stats {
         stats_only = Some(args.json);
@@ -291,7 +349,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
             },
         )));
     }
-    let mut tee = Tee::new(sinks);
+    let mut tee = filters::wrap(Tee::new(sinks), filter, &args.grep)?;
     if !inputs.is_empty() {
         tee.capture(&CaptureRecord {
             schema: SCHEMA_VERSION,
@@ -299,7 +357,16 @@ fn read(args: ReadArgs) -> io::Result<u8> {
             inputs,
         })?;
     }
-    let outcome = pipeline::run_files(&args.files, cfg, tee, &mut NoProgress)?;
+    let mut progress = progress::for_files(&args.files, args.quiet);
+    let outcome = pipeline::run_files(&args.files, cfg, tee, progress.as_mut())?;
+    let grep = outcome.sink.inner();
+    if grep.context_dropped > 0 {
+        eprintln!(
+            "wssniff: {} context messages not shown: more than {} MiB of context held",
+            grep.context_dropped,
+            wssniff::sink::grep::DEFAULT_MAX_CONTEXT_BYTES >> 20
+        );
+    }
     if let Some(json) = stats_only {
         let mut w = io::BufWriter::new(io::stdout().lock());
         if json {
@@ -314,6 +381,63 @@ fn read(args: ReadArgs) -> io::Result<u8> {
         w.flush()?;
     }
     Ok(finish_status(&outcome))
+}
+
+/// `read` over several threads (`wssniff::parallel`); same output.
+fn read_sharded(
+    args: &ReadArgs,
+    cfg: Config,
+    threads: usize,
+    is_tty: bool,
+    mut out: impl Write,
+    inputs: Vec<wssniff::session::InputFile>,
+) -> io::Result<u8> {
+    use wssniff::parallel::{self, Format};
+    let format = if args.stats {
+        Format::StatsOnly
+    } else if args.json {
+        Format::Json
+    } else {
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Format::Transcript(TranscriptOptions {
+            color,
+            preview: args.preview,
+            ..Default::default()
+        })
+    };
+    if !inputs.is_empty() {
+        JsonSink::new(&mut out).capture(&CaptureRecord {
+            schema: SCHEMA_VERSION,
+            tool: tool_version(),
+            inputs,
+        })?;
+    }
+    let outcome = parallel::run_files(&args.files, cfg, threads, format, &mut out)?;
+    out.flush()?;
+    drop(out);
+    if args.stats {
+        let mut w = io::BufWriter::new(io::stdout().lock());
+        if args.json {
+            let mut s = JsonSink::new(&mut w);
+            s.stats(&outcome.stats)?;
+            s.finish()?;
+        } else {
+            let mut s = TranscriptSink::new(&mut w, TranscriptOptions::default());
+            s.stats(&outcome.stats)?;
+            print_stats_detail(&mut w, &outcome.stats)?;
+        }
+        w.flush()?;
+    }
+    let status = RunOutcome {
+        sink: (),
+        stats: outcome.stats,
+        capture_error: outcome.capture_error,
+    };
+    Ok(finish_status(&status))
 }
 
 fn print_stats_detail(w: &mut dyn Write, s: &wssniff::session::StatsRecord) -> io::Result<()> {

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks of `wssniff read` on generated captures, with tshark
+# and tcpdump on the same files for comparison. Prints a markdown table (paste
+# it into BENCHMARKS.md).
+#
+#   scripts/bench.sh [SIZE...]        default: 100M 1G
+#   RUNS=5 (median of RUNS), WORK=/tmp/wssniff-bench, NO_TSHARK=1 to skip tshark
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+WORK=${WORK:-/tmp/wssniff-bench}
+SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100M 1G)
+TARGET=${CARGO_TARGET_DIR:-target}
+mkdir -p "$WORK"
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin wssniff --example wssniff-gen >&2
+BIN="$TARGET/release/wssniff"
+GEN="$TARGET/release/examples/wssniff-gen"
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "need /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+# run LABEL FILE CMD...: median wall time over RUNS, peak RSS (max), MB/s.
+run() {
+  local label=$1 file=$2; shift 2
+  local runs=${RUNS_OVERRIDE:-$RUNS} times=() cpus=() rss=0
+  for _ in $(seq "$runs"); do
+    [ -n "${PRE:-}" ] && eval "$PRE"
+    local out
+    # time's own report goes to a file: the command's stderr is discarded.
+    "$TIME" -o "$WORK/time.out" -f '%e %M %U %S' "$@" >/dev/null 2>/dev/null || true
+    out=$(tail -1 "$WORK/time.out")
+    local e m u s; read -r e m u s <<<"$out"
+    times+=("$e"); cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  local med
+  med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local cpu
+  cpu=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local size; size=$(stat -c %s "$file")
+  local mbs; mbs=$(awk -v s="$size" -v t="$med" 'BEGIN { printf "%.0f", (t > 0 ? s / t / 1e6 : 0) }')
+  local cmbs; cmbs=$(awk -v s="$size" -v t="$cpu" 'BEGIN { printf "%.0f", (t > 0 ? s / t / 1e6 : 0) }')
+  printf '| %s | %s | %s | %s | %s | %.1f | %s | %s |\n' "$(basename "$file")" "$label" "$runs" "$med" "$cpu" "$(awk -v r="$rss" 'BEGIN{print r/1024}')" "$mbs" "$cmbs"
+  eval "LAST_MBS_${label//[^a-zA-Z0-9]/_}=$mbs"
+}
+
+echo "Machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(uname -sr)"
+echo "Command: RUNS=$RUNS scripts/bench.sh ${SIZES[*]}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+# Wall time is what users see; CPU time (user + sys, all threads) is less
+# disturbed by other load on the machine.
+echo "| capture | command | runs | median wall s | median CPU s | peak RSS MiB | MB/s (wall) | MB/CPU-s |"
+echo "|---|---|---|---|---|---|---|---|"
+for size in "${SIZES[@]}"; do
+  F="$WORK/gen-$size.pcap"
+  if [ ! -s "$F" ]; then
+    "$GEN" --seed 1 --connections 200 --size "$size" --sizes mixed -o "$F" --truth "$WORK/gen-$size.truth.jsonl" > "$WORK/gen-$size.summary" 2>&1
+  fi
+  cat "$F" > /dev/null  # warm the page cache
+  run "tcpdump -r -w /dev/null" "$F" tcpdump -r "$F" -w /dev/null
+  run "read --stats --threads 1" "$F" "$BIN" read -q --stats --threads 1 "$F"
+  run "read --stats" "$F" "$BIN" read -q --stats "$F"
+  run "read --json --threads 1" "$F" "$BIN" read -q --json --threads 1 "$F"
+  run "read --json" "$F" "$BIN" read -q --json "$F"
+  run "read (transcript) --threads 1" "$F" "$BIN" read -q --color never --threads 1 "$F"
+  run "read (transcript)" "$F" "$BIN" read -q --color never "$F"
+  PRE="rm -rf '$WORK/export'" RUNS_OVERRIDE=1 run "read --export" "$F" "$BIN" read -q --export "$WORK/export" "$F"
+  rm -rf "$WORK/export"
+  if command -v tshark >/dev/null && [ -z "${NO_TSHARK:-}" ]; then
+    ports=$(grep -o 'server ports \[[0-9, ]*\]' "$WORK/gen-$size.summary" | grep -o '[0-9]\+' || true)
+    [ -n "$ports" ] || ports=$("$BIN" read -q --json --threads 1 "$F" | grep -m 200 '"type":"session"' | grep -o '"server":"[^"]*"' | sed 's/.*://; s/"//' | sort -u)
+    dargs=(); for p in $ports; do dargs+=(-d "tcp.port==$p,http"); done
+    RUNS_OVERRIDE=1 run "tshark -q -Y websocket" "$F" tshark -n -q -r "$F" -Y websocket "${dargs[@]}"
+    ratio=$(awk -v a="$LAST_MBS_read___stats___threads_1" -v b="$LAST_MBS_tshark__q__Y_websocket" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }')
+    echo "| $(basename "$F") | **read --stats --threads 1 vs tshark** | | | | | **${ratio}x** | |"
+  fi
+done
+echo
+echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
