@@ -67,6 +67,8 @@ pub struct WsSession {
     client_side: usize,
     dirs: [DirState; 2],
     counts: SessionCounts,
+    /// FIN seen, per TCP side (for ending the session at the close).
+    fins: [bool; 2],
 }
 
 #[derive(Default)]
@@ -138,6 +140,9 @@ struct Handler<S: Sink> {
     want_frames: bool,
     scratch_packets: Vec<u64>,
     scratch_frames: Vec<FrameView>,
+    /// End a session (record and memory) as soon as TCP has closed it (FIN
+    /// both ways, or RST) rather than when the flow leaves the table.
+    end_at_close: bool,
 }
 
 /// One run of the analysis.
@@ -168,10 +173,22 @@ impl<S: Sink> Analyzer<S> {
                 want_frames,
                 scratch_packets: Vec::new(),
                 scratch_frames: Vec::new(),
+                end_at_close: false,
             },
             global: 0,
             decode_events: Vec::new(),
         }
+    }
+
+    /// For live capture: end each WebSocket session (its `session_end`
+    /// record, its decoder and inflater memory) as soon as TCP has closed it,
+    /// FIN both ways or RST, instead of when the closed flow leaves the table
+    /// (`timeout_closed_secs` of packet time later, to absorb
+    /// retransmissions). Packets of the flow after that are no longer
+    /// analysed. Off by default, so reading a file gives the same records in
+    /// the same order as before.
+    pub fn end_sessions_at_close(&mut self, on: bool) {
+        self.h.end_at_close = on;
     }
 
     pub fn sink_mut(&mut self) -> &mut S {
@@ -540,6 +557,7 @@ impl<S: Sink> Handler<S> {
         let mut sess = Box::new(WsSession {
             id,
             client_side,
+            fins: [false; 2],
             dirs: [
                 DirState::new(Dir::C2s, &self.cfg.message, deflate[0].take()),
                 DirState::new(Dir::S2c, &self.cfg.message, deflate[1].take()),
@@ -706,6 +724,15 @@ impl<S: Sink> Handler<S> {
         if !in_sync {
             dirs[d].desynced = true;
         }
+    }
+
+    /// Ends the session in `st` now (see `Analyzer::end_sessions_at_close`);
+    /// the flow stays in the table, ignored, to absorb late packets.
+    fn end_session_now(&mut self, st: &mut Conn, info: &FlowInfo, reason: CloseReason) -> Interest {
+        if let Conn::Ws(sess) = std::mem::replace(st, Conn::Ignored) {
+            self.end_session(sess, info, &reason);
+        }
+        Interest::Ignore
     }
 
     fn end_session(&mut self, mut sess: Box<WsSession>, info: &FlowInfo, reason: &CloseReason) {
@@ -1068,8 +1095,18 @@ impl<S: Sink> FlowHandler for Handler<S> {
                             .or_default() += 1;
                         self.emit_anomaly(&anomaly, Some(sess.id), info.first_packet, Some(dir));
                     }
-                    StreamEvent::Fin { ts, .. } | StreamEvent::Rst { ts, .. } => {
+                    StreamEvent::Fin { ts, side, .. } => {
                         sess.counts.last_ts = ts;
+                        sess.fins[side_index(side)] = true;
+                        if self.end_at_close && sess.fins == [true; 2] {
+                            return self.end_session_now(st, info, CloseReason::Fin);
+                        }
+                    }
+                    StreamEvent::Rst { ts, .. } => {
+                        sess.counts.last_ts = ts;
+                        if self.end_at_close {
+                            return self.end_session_now(st, info, CloseReason::Rst);
+                        }
                     }
                 }
                 Interest::Continue
@@ -1082,6 +1119,7 @@ impl<S: Sink> FlowHandler for Handler<S> {
     }
 
     fn close(&mut self, st: Conn, info: &FlowInfo, reason: CloseReason) {
+        // (A session ended at its close is Conn::Ignored by now.)
         match st {
             Conn::Ws(sess) => self.end_session(sess, info, &reason),
             Conn::Http(mut tracker) => {

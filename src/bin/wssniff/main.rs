@@ -15,6 +15,8 @@ use wssniff::sink::{
     ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink,
 };
 
+mod live;
+
 /// Exit statuses (documented in the README and `--help`).
 mod exit {
     pub const OK: u8 = 0;
@@ -33,12 +35,16 @@ Examples:
   wssniff read a.pcap b.pcap.gz --stats     several files as one capture; final statistics only
   wssniff read capture.pcap --export out/   write sessions for wsreplay (see docs/export.md)
   tcpdump -w - -i lo | wssniff read -       read a capture from stdin
+  wssniff -i lo tcp port 8080               live capture, tcpdump's flags; Ctrl-C stops and finishes
+  wssniff -i any --json -w all.pcap -Z nobody   live JSON Lines, also saved; privileges dropped
 
 Exit status:
   0  success
   1  an input could not be read or is corrupt (the error names the byte offset), or output failed
   2  usage error
-  3  an input ended in a truncated record (everything before it was analysed)";
+  3  an input ended in a truncated record (everything before it was analysed)
+Live capture: 2 when it cannot start (unknown interface, bad filter, no permission, unknown -Z user);
+  1 when the capture fails while running (after finishing every session)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,11 +52,16 @@ Exit status:
     version,
     about = "Passive WebSocket sniffer and forensic analyzer",
     long_about = "Passive WebSocket sniffer and forensic analyzer.\n\nReads pcap/pcapng captures (or a live interface), reassembles TCP, finds HTTP Upgrade handshakes on any port, and decodes every WebSocket message exactly, with the packets that carried it. Protocol violations are reported as named anomalies (see docs/anomalies.md).",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+
+    /// Without a subcommand: live capture (`wssniff -i IFACE`), see live.rs.
+    #[command(flatten)]
+    live: live::LiveArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -276,17 +287,18 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Read(args) => read(*args),
-        Command::Sessions(args) => sessions::run(args),
-        Command::Anomalies(args) => anomalies::run(args),
-        Command::Completions { shell } => {
+        Some(Command::Read(args)) => read(*args),
+        Some(Command::Sessions(args)) => sessions::run(args),
+        Some(Command::Anomalies(args)) => anomalies::run(args),
+        Some(Command::Completions { shell }) => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "wssniff", &mut io::stdout());
             Ok(exit::OK)
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
+        Some(Command::Man) => clap_mangen::Man::new(Cli::command())
             .render(&mut io::stdout())
             .map(|_| exit::OK),
+        None => Ok(live::run(cli.live)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
