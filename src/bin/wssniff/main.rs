@@ -135,8 +135,8 @@ struct ReadArgs {
     /// their 4-tuple; output is identical to --threads 1, except that the
     /// global limits --max-flows and --memcap apply per thread (limit / N),
     /// so output differs only when one of them is hit, and the stats'
-    /// tcp_peak_* counters are the largest of one thread's. --export runs
-    /// single-threaded.
+    /// tcp_peak_* counters are the largest of one thread's. --export,
+    /// filters and --grep run single-threaded.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 
@@ -366,7 +366,10 @@ fn read(args: ReadArgs) -> io::Result<u8> {
     let threads = args
         .threads
         .map_or_else(wssniff::parallel::default_threads, |n| n as usize);
-    if threads > 1 && args.export.is_none() {
+    // Filters and search run in the single-threaded pipeline: the shards'
+    // serialized output cannot be filtered after the fact.
+    let plain = filter.is_empty() && !args.grep.active();
+    if threads > 1 && args.export.is_none() && plain {
         return read_sharded(&args, cfg, threads, is_tty, out, inputs);
     }
     let mut stats_only = None;
