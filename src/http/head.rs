@@ -283,8 +283,37 @@ pub(crate) fn looks_like_request(buf: &[u8]) -> Option<bool> {
     }
 }
 
+/// Whether the first line of `raw` ends in an `HTTP/1.x` version: the only
+/// requests that can carry a WebSocket upgrade (RFC 6455 section 4.1).
+pub(crate) fn is_http1_request_line(raw: &[u8]) -> bool {
+    let line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    version.len() == 8
+        && version.starts_with(b"HTTP/1.")
+        && version.get(7).is_some_and(u8::is_ascii_digit)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn http1_request_lines_are_told_from_other_protocols() {
+        assert!(super::is_http1_request_line(
+            b"GET /chat HTTP/1.1\r\nHost: a\r\n\r\n"
+        ));
+        assert!(super::is_http1_request_line(b"GET / HTTP/1.0\n\n"));
+        assert!(!super::is_http1_request_line(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        ));
+        assert!(!super::is_http1_request_line(
+            b"OPTIONS sip:a@b SIP/2.0\r\n\r\n"
+        ));
+        assert!(!super::is_http1_request_line(
+            b"DESCRIBE rtsp://x RTSP/1.0\r\n\r\n"
+        ));
+        assert!(!super::is_http1_request_line(b"GET / HTTP/1.1x\r\n\r\n"));
+    }
+
     use super::*;
 
     fn push_all(hb: &mut HeadBuf, data: &[u8], limit: usize) -> HeadStep {

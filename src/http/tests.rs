@@ -590,3 +590,28 @@ proptest::proptest! {
         proptest::prop_assert_eq!(drive(&segs, piece), drive(&segs, 0));
     }
 }
+
+#[test]
+fn other_text_protocols_are_not_malformed_http() {
+    let o = drive(&[seg(1, 0, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")], 0);
+    assert_eq!((o.not_http, o.anomalies), (true, Vec::<&str>::new()));
+    let o = drive(
+        &[seg(
+            1,
+            0,
+            b"OPTIONS sip:probe@edge SIP/2.0\r\nVia: x\r\n\r\n",
+        )],
+        0,
+    );
+    assert_eq!((o.not_http, o.anomalies), (true, Vec::<&str>::new()));
+    // After an HTTP/1 exchange, a bad version is a malformed request.
+    let o = drive(
+        &[
+            seg(1, 0, b"GET / HTTP/1.1\r\n\r\n"),
+            seg(2, 1, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            seg(3, 0, b"GET / HTTP/9.9\r\n\r\n"),
+        ],
+        0,
+    );
+    assert_eq!((o.not_http, o.anomalies), (true, vec!["http_malformed"]));
+}

@@ -3,8 +3,8 @@
 use super::body::{request_body, response_body, Body, BodyStep};
 use super::handshake::{build, wants_upgrade, wants_websocket, Handshake};
 use super::head::{
-    looks_like_request, parse_request, parse_response, HeadBuf, HeadError, HeadStep, Request,
-    Response,
+    is_http1_request_line, looks_like_request, parse_request, parse_response, HeadBuf, HeadError,
+    HeadStep, Request, Response,
 };
 use crate::types::{Anomaly, PacketNo, Timestamp};
 use std::collections::VecDeque;
@@ -361,8 +361,14 @@ impl HandshakeTracker {
                         HeadStep::TooLarge => return self.too_large("request"),
                         HeadStep::Complete { consumed } => {
                             pos += consumed;
+                            let first = self.phase == Phase::Start;
                             self.phase = Phase::Http;
                             let head = self.client_head.take();
+                            // SIP, RTSP or the HTTP/2 preface look like a request line
+                            // but are other protocols, not broken HTTP/1.
+                            if first && !is_http1_request_line(&head.raw) {
+                                return Step::GiveUp;
+                            }
                             match parse_request(head, self.limits.max_headers) {
                                 Ok(req) => {
                                     if let Step::GiveUp = self.on_request(req) {
