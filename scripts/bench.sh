@@ -4,10 +4,13 @@
 # it into BENCHMARKS.md).
 #
 #   scripts/bench.sh [SIZE...]        default: 100M 1G
-#   RUNS=5 (median of RUNS), WORK=/tmp/wssniff-bench, NO_TSHARK=1 to skip tshark
+#   RUNS=5 (median of RUNS), MSS=1460, WORK=/tmp/wssniff-bench, NO_TSHARK=1 to skip tshark
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
+# Ethernet-sized segments by default, as on a real network capture (loopback
+# and GRO captures have larger ones: MSS=65495).
+MSS=${MSS:-1460}
 WORK=${WORK:-/tmp/wssniff-bench}
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100M 1G)
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -51,9 +54,9 @@ echo
 echo "| capture | command | runs | median wall s | median CPU s | peak RSS MiB | MB/s (wall) | MB/CPU-s |"
 echo "|---|---|---|---|---|---|---|---|"
 for size in "${SIZES[@]}"; do
-  F="$WORK/gen-$size.pcap"
+  F="$WORK/gen-$size-mss$MSS.pcap"
   if [ ! -s "$F" ]; then
-    "$GEN" --seed 1 --connections 200 --size "$size" --sizes mixed -o "$F" --truth "$WORK/gen-$size.truth.jsonl" > "$WORK/gen-$size.summary" 2>&1
+    "$GEN" --seed 1 --connections 200 --size "$size" --sizes mixed --mss "$MSS" -o "$F" --truth "$WORK/gen-$size-mss$MSS.truth.jsonl" > "$WORK/gen-$size-mss$MSS.summary" 2>&1
   fi
   cat "$F" > /dev/null  # warm the page cache
   run "tcpdump -r -w /dev/null" "$F" tcpdump -r "$F" -w /dev/null
@@ -66,7 +69,7 @@ for size in "${SIZES[@]}"; do
   PRE="rm -rf '$WORK/export'" RUNS_OVERRIDE=1 run "read --export" "$F" "$BIN" read -q --export "$WORK/export" "$F"
   rm -rf "$WORK/export"
   if command -v tshark >/dev/null && [ -z "${NO_TSHARK:-}" ]; then
-    ports=$(grep -o 'server ports \[[0-9, ]*\]' "$WORK/gen-$size.summary" | grep -o '[0-9]\+' || true)
+    ports=$(grep -o 'server ports \[[0-9, ]*\]' "$WORK/gen-$size-mss$MSS.summary" | grep -o '[0-9]\+' || true)
     [ -n "$ports" ] || ports=$("$BIN" read -q --json --threads 1 "$F" | grep -m 200 '"type":"session"' | grep -o '"server":"[^"]*"' | sed 's/.*://; s/"//' | sort -u)
     dargs=(); for p in $ports; do dargs+=(-d "tcp.port==$p,http"); done
     RUNS_OVERRIDE=1 run "tshark -q -Y websocket" "$F" tshark -n -q -r "$F" -Y websocket "${dargs[@]}"
