@@ -34,6 +34,21 @@ unsafe impl GlobalAlloc for Counting {
         System.dealloc(p, l);
         LIVE.fetch_sub(l.size(), Relaxed);
     }
+    // Forwarded, so that a growing buffer counts its new size only: glibc
+    // grows large (mmap'd) blocks with mremap, without holding old and new
+    // at once, and counting both would overstate the real peak.
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
+        let q = System.realloc(p, l, new_size);
+        if !q.is_null() {
+            if new_size >= l.size() {
+                let now = LIVE.fetch_add(new_size - l.size(), Relaxed) + new_size - l.size();
+                PEAK.fetch_max(now, Relaxed);
+            } else {
+                LIVE.fetch_sub(l.size() - new_size, Relaxed);
+            }
+        }
+        q
+    }
 }
 
 #[global_allocator]
@@ -311,4 +326,87 @@ fn one_byte_pieces_cost_what_they_are_charged() {
         peak <= charged + (1 << 20),
         "peak {peak}, charged {charged}"
     );
+}
+
+/// A server frame of about 1.2 MiB that inflates to 1.25 GiB of zeros
+/// (issue 3's bomb), in a session that negotiated permessage-deflate.
+fn bomb_flow(frame: Vec<u8>) -> impl FnOnce(Emit<'_>) {
+    move |emit| {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let pmd = Some("permessage-deflate");
+        let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let mut buf = Vec::new();
+        let ts = Timestamp::new(1_700_000_000, 0);
+        let (mut cs, mut ss) = (1000u32, 50_000u32);
+        tcp_packet(&mut buf, c, s, cs, 0, flags::SYN, 65535, &[]);
+        emit(ts, &buf);
+        let syn_ack = flags::SYN | flags::ACK;
+        tcp_packet(&mut buf, s, c, ss, cs + 1, syn_ack, 65535, &[]);
+        emit(ts, &buf);
+        cs += 1;
+        ss += 1;
+        let req = sws::upgrade_request("h", "/", key, pmd);
+        tcp_packet(&mut buf, c, s, cs, ss, flags::ACK | flags::PSH, 65535, &req);
+        emit(ts, &buf);
+        cs += req.len() as u32;
+        let resp = sws::upgrade_response(key, pmd);
+        tcp_packet(
+            &mut buf,
+            s,
+            c,
+            ss,
+            cs,
+            flags::ACK | flags::PSH,
+            65535,
+            &resp,
+        );
+        emit(ts, &buf);
+        ss += resp.len() as u32;
+        for chunk in frame.chunks(1448) {
+            tcp_packet(&mut buf, s, c, ss, cs, flags::ACK, 65535, chunk);
+            emit(ts, &buf);
+            ss = ss.wrapping_add(chunk.len() as u32);
+        }
+    }
+}
+
+/// The deflate bomb holds memory under the inflate limit (16 MiB by default)
+/// plus a small constant, however far it would inflate.
+#[test]
+fn deflate_bomb_stays_under_the_inflate_limit() {
+    use flate2::{Compress, Compression, FlushCompress};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut z = Compress::new(Compression::best(), false);
+    let zeros = vec![0u8; 1 << 20];
+    let mut comp = Vec::with_capacity(2 << 20);
+    for _ in 0..1280 {
+        z.compress_vec(&zeros, &mut comp, FlushCompress::None)
+            .unwrap();
+        if comp.capacity() - comp.len() < 64 << 10 {
+            comp.reserve(1 << 20);
+        }
+    }
+    comp.extend_from_slice(&sws::deflate_message(&mut z, b""));
+    let mut frame = Vec::new();
+    sws::frame(&mut frame, true, 0b100, 2, None, &comp);
+    drop(zeros);
+    let cfg = Config::default();
+    let limit = cfg.message.max_inflated_bytes;
+    let (peak, s) = peak_during(cfg, bomb_flow(frame));
+    println!(
+        "deflate bomb ({} KiB on the wire, 1.25 GiB inflated): peak heap {:.2} MiB, inflate limit {:.0} MiB",
+        comp.len() >> 10,
+        mib(peak),
+        mib(limit)
+    );
+    assert_eq!(
+        s.anomalies.get("deflate_limit"),
+        Some(&1),
+        "{:?}",
+        s.anomalies
+    );
+    // The constant: the compressed frame itself (kept as the wire bytes) and
+    // the inflater's state and scratch space.
+    assert!(peak < limit + (4 << 20), "peak {:.2} MiB", mib(peak));
 }
