@@ -323,6 +323,27 @@ impl<S: Sink> Analyzer<S> {
         }
     }
 
+    /// Records flow-table levels for a sharded run's exact peaks (see
+    /// [`FlowTable::take_level`]).
+    pub fn trace_levels(&mut self) {
+        self.flows.trace_levels();
+    }
+
+    /// The flow table's level since the last call ([`FlowTable::take_level`]).
+    pub fn take_level(&mut self) -> crate::tcp::Level {
+        self.flows.take_level()
+    }
+
+    /// The levels after flows closed in order ([`FlowTable::take_close_levels`]).
+    pub fn take_close_levels(&mut self, into: &mut Vec<(u8, PacketNo, crate::tcp::Level)>) {
+        self.flows.take_close_levels(into);
+    }
+
+    /// Sessions found so far (for progress reports).
+    pub fn sessions(&self) -> u64 {
+        self.h.counters.sessions
+    }
+
     /// Packets after global number `base` belong to the next input file
     /// (a shard of a sharded run, which does not see every packet).
     pub fn begin_file_at(&mut self, base: PacketNo) {

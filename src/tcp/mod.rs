@@ -379,6 +379,37 @@ pub struct TcpStats {
     pub history_denied: u64,
     pub peak_memory: u64,
     pub peak_ooo_per_dir: u64,
+    /// Largest flow count since [`FlowTable::take_level`] (not a counter:
+    /// a sharded run sums its shards' levels to get the exact peaks).
+    #[serde(skip)]
+    pub window_peak_flows: u64,
+    /// Largest buffer memory since [`FlowTable::take_level`].
+    #[serde(skip)]
+    pub window_peak_memory: u64,
+}
+
+/// The flow count and buffer memory over a stretch of processing: the
+/// largest values reached in it and the values at its end. A sharded run
+/// adds its shards' levels in single-threaded order to get the peaks the
+/// single flow table would have reached (`parallel`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Level {
+    pub peak_flows: u64,
+    pub flows: u64,
+    pub peak_memory: u64,
+    pub memory: u64,
+}
+
+impl Level {
+    /// A stretch that changed nothing from `self`'s end.
+    pub fn flat(&self) -> Level {
+        Level {
+            peak_flows: self.flows,
+            flows: self.flows,
+            peak_memory: self.memory,
+            memory: self.memory,
+        }
+    }
 }
 
 const CLASS_NEW: u8 = 0;
@@ -448,6 +479,12 @@ pub struct FlowTable<S> {
     next_id: u64,
     clock: Option<Timestamp>,
     next_check_secs: i64,
+    /// When traced (sharded runs): the level after each flow closed in
+    /// order (timeouts, end of input), with its `(list, order)` hint. The
+    /// single table interleaves these closes across shards, and a close can
+    /// briefly raise memory (flushing into a new history ring), so each is
+    /// its own step.
+    close_levels: Option<Vec<(u8, PacketNo, Level)>>,
 }
 
 enum SynOutcome {
@@ -468,6 +505,45 @@ impl<S> FlowTable<S> {
             next_id: 1,
             clock: None,
             next_check_secs: i64::MIN,
+            close_levels: None,
+        }
+    }
+
+    /// Records the level after every flow closed in order, for
+    /// [`FlowTable::take_close_levels`].
+    pub fn trace_levels(&mut self) {
+        self.close_levels.get_or_insert_with(Vec::new);
+    }
+
+    /// The level since the last call (or the last traced close), starting
+    /// the next stretch at the current values.
+    pub fn take_level(&mut self) -> Level {
+        let flows = self.flows.len() as u64;
+        let memory = self.mem as u64;
+        let l = Level {
+            peak_flows: self.stats.window_peak_flows.max(flows),
+            flows,
+            peak_memory: self.stats.window_peak_memory.max(memory),
+            memory,
+        };
+        self.stats.window_peak_flows = flows;
+        self.stats.window_peak_memory = memory;
+        l
+    }
+
+    /// Moves the traced closes' levels into `into`.
+    pub fn take_close_levels(&mut self, into: &mut Vec<(u8, PacketNo, Level)>) {
+        if let Some(v) = self.close_levels.as_mut() {
+            into.append(v);
+        }
+    }
+
+    fn close_step(&mut self, list: u8, order: PacketNo) {
+        if self.close_levels.is_some() {
+            let l = self.take_level();
+            if let Some(v) = self.close_levels.as_mut() {
+                v.push((list, order, l));
+            }
         }
     }
 
@@ -522,10 +598,13 @@ impl<S> FlowTable<S> {
             .collect();
         live.sort_unstable();
         for (_, idx) in live {
-            if let Some(f) = self.flows.get(idx) {
-                h.closing_in_order(&f.info, slab::CLASSES as u8, f.info.first_packet);
-            }
+            let Some(f) = self.flows.get(idx) else {
+                continue;
+            };
+            let order = f.info.first_packet;
+            h.closing_in_order(&f.info, slab::CLASSES as u8, order);
             self.close_flow(idx, CloseReason::EndOfInput, h);
+            self.close_step(slab::CLASSES as u8, order);
         }
     }
 
@@ -560,9 +639,11 @@ impl<S> FlowTable<S> {
                 if now.secs.saturating_sub(f.last_seen.secs) <= limit {
                     break;
                 }
-                h.closing_in_order(&f.info, class as u8, f.last_packet);
+                let order = f.last_packet;
+                h.closing_in_order(&f.info, class as u8, order);
                 self.stats.flows_timed_out += 1;
                 self.close_flow(idx, CloseReason::Timeout, h);
+                self.close_step(class as u8, order);
             }
         }
     }
@@ -632,6 +713,7 @@ impl<S> FlowTable<S> {
         let idx = self.flows.insert(flow, CLASS_NEW);
         self.map.insert(key, idx);
         self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len() as u64);
+        self.stats.window_peak_flows = self.stats.window_peak_flows.max(self.flows.len() as u64);
         idx
     }
 

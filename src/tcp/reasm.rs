@@ -32,9 +32,9 @@ pub(super) struct Ctx<'a> {
 impl Ctx<'_> {
     fn charge(&mut self, n: usize) {
         *self.mem = self.mem.saturating_add(n);
-        if *self.mem as u64 > self.stats.peak_memory {
-            self.stats.peak_memory = *self.mem as u64;
-        }
+        let m = *self.mem as u64;
+        self.stats.peak_memory = self.stats.peak_memory.max(m);
+        self.stats.window_peak_memory = self.stats.window_peak_memory.max(m);
     }
     fn uncharge(&mut self, n: usize) {
         *self.mem = self.mem.saturating_sub(n);

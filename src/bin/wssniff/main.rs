@@ -134,9 +134,8 @@ struct ReadArgs {
     /// Worker threads (default: the number of cores). Flows are sharded by
     /// their 4-tuple; output is identical to --threads 1, except that the
     /// global limits --max-flows and --memcap apply per thread (limit / N),
-    /// so output differs only when one of them is hit, and the stats'
-    /// tcp_peak_* counters are the largest of one thread's. --export,
-    /// filters and --grep run single-threaded.
+    /// so output differs only when one of them is hit. --export, filters
+    /// and --grep run single-threaded.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 
@@ -459,7 +458,15 @@ fn read_sharded(
             inputs,
         })?;
     }
-    let outcome = parallel::run_files(&args.files, cfg, threads, format, &mut out)?;
+    let mut progress = progress::for_files(&args.files, args.quiet);
+    let outcome = parallel::run_files(
+        &args.files,
+        cfg,
+        threads,
+        format,
+        &mut out,
+        progress.as_mut(),
+    )?;
     out.flush()?;
     drop(out);
     if args.stats {

@@ -42,8 +42,9 @@ impl Progress for Bar {
     }
 }
 
-/// The progress reporter for a run over `files`.
-pub fn for_files(files: &[PathBuf], quiet: bool) -> Box<dyn Progress> {
+/// The progress reporter for a run over `files` (`Send`: a sharded run
+/// drives it from its reader thread).
+pub fn for_files(files: &[PathBuf], quiet: bool) -> Box<dyn Progress + Send> {
     if quiet || !std::io::stderr().is_terminal() {
         return Box::new(NoProgress);
     }
