@@ -193,67 +193,62 @@ fn one_hole_then_200_mb_stays_under_memcap() {
     assert!(peak < memcap + (16 << 20), "peak {:.1} MiB", mib(peak));
 }
 
-/// One WebSocket session whose server sends `total` bytes of 64 KiB binary
-/// frames in order, in 1448-byte segments.
+/// Client and server of a WebSocket session on one flow.
+const CLIENT: &str = "10.0.0.1:40000";
+const SERVER: &str = "10.0.0.2:80";
+
+/// Emits the TCP and WebSocket handshakes (with `extensions` offered and
+/// accepted); returns the next client and server sequence numbers.
+fn open_session(emit: Emit<'_>, ts: Timestamp, extensions: Option<&str>) -> (u32, u32) {
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let c: SocketAddr = CLIENT.parse().unwrap();
+    let s: SocketAddr = SERVER.parse().unwrap();
+    let mut buf = Vec::new();
+    let (mut cs, mut ss) = (1000u32, 50_000u32);
+    tcp_packet(&mut buf, c, s, cs, 0, flags::SYN, 65535, &[]);
+    emit(ts, &buf);
+    let syn_ack = flags::SYN | flags::ACK;
+    tcp_packet(&mut buf, s, c, ss, cs + 1, syn_ack, 65535, &[]);
+    emit(ts, &buf);
+    cs += 1;
+    ss += 1;
+    let req = sws::upgrade_request("h", "/", key, extensions);
+    tcp_packet(&mut buf, c, s, cs, ss, flags::ACK | flags::PSH, 65535, &req);
+    emit(ts, &buf);
+    cs += req.len() as u32;
+    let resp = sws::upgrade_response(key, extensions);
+    tcp_packet(
+        &mut buf,
+        s,
+        c,
+        ss,
+        cs,
+        flags::ACK | flags::PSH,
+        65535,
+        &resp,
+    );
+    emit(ts, &buf);
+    (cs, ss + resp.len() as u32)
+}
+
+/// A WebSocket session whose server sends `total` bytes of 64 KiB binary
+/// frames in order, 1448 bytes a segment.
 fn long_flow(total: u64) -> impl FnOnce(Emit<'_>) {
     move |emit| {
-        let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
-        let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
-        let mut buf = Vec::new();
+        let c: SocketAddr = CLIENT.parse().unwrap();
+        let s: SocketAddr = SERVER.parse().unwrap();
         let mut ts = Timestamp::new(1_700_000_000, 0);
-        let tick = |ts: &mut Timestamp| *ts = Timestamp::from_nanos(ts.as_nanos() + 1000);
-        let (mut cs, mut ss) = (1000u32, 50_000u32);
-        tcp_packet(&mut buf, c, s, cs, 0, flags::SYN, 65535, &[]);
-        emit(ts, &buf);
-        tick(&mut ts);
-        tcp_packet(
-            &mut buf,
-            s,
-            c,
-            ss,
-            cs + 1,
-            flags::SYN | flags::ACK,
-            65535,
-            &[],
-        );
-        emit(ts, &buf);
-        cs += 1;
-        ss += 1;
-        let req = sws::upgrade_request("h", "/", key, None);
-        tcp_packet(&mut buf, c, s, cs, ss, flags::ACK | flags::PSH, 65535, &req);
-        emit(ts, &buf);
-        cs += req.len() as u32;
-        let resp = sws::upgrade_response(key, None);
-        tcp_packet(
-            &mut buf,
-            s,
-            c,
-            ss,
-            cs,
-            flags::ACK | flags::PSH,
-            65535,
-            &resp,
-        );
-        emit(ts, &buf);
-        ss += resp.len() as u32;
+        let (cs, mut ss) = open_session(emit, ts, None);
+        let mut buf = Vec::new();
         let mut frame = Vec::new();
         sws::frame(&mut frame, true, 0, 2, None, &vec![0xA5u8; 64 << 10]);
         let mut sent = 0u64;
         let mut pos = 0usize;
         while sent < total {
             let n = 1448.min(frame.len() - pos);
-            tick(&mut ts);
-            tcp_packet(
-                &mut buf,
-                s,
-                c,
-                ss,
-                cs,
-                flags::ACK,
-                65535,
-                &frame[pos..pos + n],
-            );
+            ts = Timestamp::from_nanos(ts.as_nanos() + 1000);
+            let chunk = &frame[pos..pos + n];
+            tcp_packet(&mut buf, s, c, ss, cs, flags::ACK, 65535, chunk);
             emit(ts, &buf);
             ss = ss.wrapping_add(n as u32);
             sent += n as u64;
@@ -332,37 +327,11 @@ fn one_byte_pieces_cost_what_they_are_charged() {
 /// (issue 3's bomb), in a session that negotiated permessage-deflate.
 fn bomb_flow(frame: Vec<u8>) -> impl FnOnce(Emit<'_>) {
     move |emit| {
-        let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        let pmd = Some("permessage-deflate");
-        let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
-        let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
-        let mut buf = Vec::new();
+        let c: SocketAddr = CLIENT.parse().unwrap();
+        let s: SocketAddr = SERVER.parse().unwrap();
         let ts = Timestamp::new(1_700_000_000, 0);
-        let (mut cs, mut ss) = (1000u32, 50_000u32);
-        tcp_packet(&mut buf, c, s, cs, 0, flags::SYN, 65535, &[]);
-        emit(ts, &buf);
-        let syn_ack = flags::SYN | flags::ACK;
-        tcp_packet(&mut buf, s, c, ss, cs + 1, syn_ack, 65535, &[]);
-        emit(ts, &buf);
-        cs += 1;
-        ss += 1;
-        let req = sws::upgrade_request("h", "/", key, pmd);
-        tcp_packet(&mut buf, c, s, cs, ss, flags::ACK | flags::PSH, 65535, &req);
-        emit(ts, &buf);
-        cs += req.len() as u32;
-        let resp = sws::upgrade_response(key, pmd);
-        tcp_packet(
-            &mut buf,
-            s,
-            c,
-            ss,
-            cs,
-            flags::ACK | flags::PSH,
-            65535,
-            &resp,
-        );
-        emit(ts, &buf);
-        ss += resp.len() as u32;
+        let (cs, mut ss) = open_session(emit, ts, Some("permessage-deflate"));
+        let mut buf = Vec::new();
         for chunk in frame.chunks(1448) {
             tcp_packet(&mut buf, s, c, ss, cs, flags::ACK, 65535, chunk);
             emit(ts, &buf);

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use wssniff::capture::live::{self, LiveCapture, LiveConfig, LiveError, SaveFile};
 use wssniff::pipeline::Analyzer;
 use wssniff::session::{tool_version, CaptureRecord, InputFile, SCHEMA_VERSION};
-use wssniff::sink::{
-    ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink,
-};
+use wssniff::sink::{JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink};
 
 /// Exit status after a second SIGINT/SIGTERM, as a shell reports a SIGINT death.
 const EXIT_INTERRUPTED: i32 = 130;
@@ -318,17 +316,7 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
     let out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(dir) = &args.export {
-        let opts = ExportOptions {
-            dir: dir.clone(),
-            force: args.force,
-            command: std::env::args().collect(),
-            inputs: inputs.clone(),
-            ..Default::default()
-        };
-        let export = ExportSink::create(opts).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot export to {}: {e}", dir.display()))
-        })?;
-        sinks.push(Box::new(export));
+        sinks.push(Box::new(crate::export_sink(dir, args.force, &inputs)?));
     }
     if args.stats {
         // Only the final statistics, below.

@@ -329,6 +329,23 @@ fn finish_status<S>(outcome: &RunOutcome<S>) -> u8 {
     }
 }
 
+/// The `--export DIR` sink, recording the command line and the inputs.
+pub(crate) fn export_sink(
+    dir: &std::path::Path,
+    force: bool,
+    inputs: &[wssniff::session::InputFile],
+) -> io::Result<ExportSink> {
+    let opts = ExportOptions {
+        dir: dir.to_path_buf(),
+        force,
+        command: std::env::args().collect(),
+        inputs: inputs.to_vec(),
+        ..Default::default()
+    };
+    ExportSink::create(opts)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot export to {}: {e}", dir.display())))
+}
+
 fn read(args: ReadArgs) -> io::Result<u8> {
     let cfg = args.limits.config();
     if args.grep.active() && (args.export.is_some() || args.stats) {
@@ -350,17 +367,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
         Vec::new()
     };
     if let Some(dir) = &args.export {
-        let opts = ExportOptions {
-            dir: dir.clone(),
-            force: args.force,
-            command: std::env::args().collect(),
-            inputs: inputs.clone(),
-            ..Default::default()
-        };
-        let export = ExportSink::create(opts).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot export to {}: {e}", dir.display()))
-        })?;
-        sinks.push(Box::new(export));
+        sinks.push(Box::new(crate::export_sink(dir, args.force, &inputs)?));
     }
     let threads = args
         .threads
