@@ -764,3 +764,55 @@ fn save_file_is_written_as_it_goes() {
     assert_eq!(code, 0, "{err:?}");
     assert!(err.is_empty(), "-q printed {err:?}");
 }
+
+/// `read`'s message filters work live: only the client's text messages of a
+/// tungstenite echo session come out; `--anomalous` is refused.
+#[test]
+fn message_filters_apply_to_live_capture() {
+    if !is_root("live filters") {
+        return;
+    }
+    let tung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tung.local_addr().unwrap().port();
+    let filter = format!("tcp port {port}");
+    let mut sn = Sniffer::start(&[
+        "-i", "lo", "-B", "65536", "--json", "--opcode", "text", "--dir", "c2s", "-f", &filter,
+    ]);
+    sn.wait_listening();
+    tungstenite_echo_server(tung);
+    let mut ws = tungstenite_client(port, "/filtered");
+    send_and_await_echo(&mut ws, Message::text("keep me"));
+    send_and_await_echo(&mut ws, Message::binary(vec![1u8, 2, 3]));
+    send_and_await_echo(&mut ws, Message::text("and me"));
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+    drop(ws);
+    sn.wait_stdout("the session's end", |l| {
+        l.contains(r#""type":"session_end""#)
+    });
+    sn.interrupt();
+    let (code, out, err) = sn.finish();
+    assert_eq!(code, 0, "stderr: {err:?}");
+    let recs = json_lines(&out);
+    let msgs: Vec<(String, String)> = recs
+        .iter()
+        .filter(|r| r["type"] == "message")
+        .map(|r| {
+            (
+                r["dir"].as_str().unwrap().to_owned(),
+                r["text"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let want = [("c2s", "keep me"), ("c2s", "and me")].map(|(d, t)| (d.to_owned(), t.to_owned()));
+    assert_eq!(msgs, want);
+    // Session-level records still come through.
+    assert!(recs.iter().any(|r| r["type"] == "session"));
+
+    let refused = Command::new(wssniff_bin())
+        .args(["-i", "lo", "--anomalous", "-c", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--anomalous"));
+}

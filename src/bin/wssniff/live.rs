@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use wssniff::capture::live::{self, LiveCapture, LiveConfig, LiveError, SaveFile};
 use wssniff::pipeline::Analyzer;
 use wssniff::session::{tool_version, CaptureRecord, InputFile, SCHEMA_VERSION};
+use wssniff::sink::filter::FilterSink;
 use wssniff::sink::{JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink};
 
 /// Exit status after a second SIGINT/SIGTERM, as a shell reports a SIGINT death.
@@ -142,6 +143,11 @@ pub(crate) struct LiveArgs {
 
     #[command(flatten)]
     limits: LimitArgs,
+
+    /// Message and session filters, as for `read` (not --anomalous, which
+    /// needs a second pass over a file).
+    #[command(flatten)]
+    select: crate::filters::FilterArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -184,6 +190,12 @@ pub(crate) fn run(args: LiveArgs) -> u8 {
     };
     if args.write.as_deref() == Some(std::path::Path::new("-")) {
         return usage("-w - (pcap to stdout) is not supported; stdout carries the transcript or JSON; give a file name");
+    }
+    if args.select.anomalous {
+        return usage("--anomalous needs a second pass over a file: save the capture with -w FILE, then run wssniff read --anomalous FILE");
+    }
+    if let Err(e) = args.select.build(&[], &args.limits.config()) {
+        return usage(&e.to_string());
     }
     // Before anything is opened: a user that does not exist is a usage error.
     let user = match args.user.as_deref().map(lookup_user).transpose() {
@@ -340,7 +352,8 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
             },
         )));
     }
-    let mut tee = Tee::new(sinks);
+    let select = args.select.build(&[], &args.limits.config())?;
+    let mut tee = FilterSink::new(Tee::new(sinks), select);
     if args.json || args.export.is_some() {
         tee.capture(&CaptureRecord {
             schema: SCHEMA_VERSION,
