@@ -1,9 +1,7 @@
 //! wsreplay client mode against real third-party servers on loopback.
 mod support_replay;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support_replay::*;
@@ -288,15 +286,7 @@ fn python_websockets_deflate_server_gets_recompressed_messages() {
         ..Default::default()
     };
     write_export(dir.path(), &spec);
-    let mut py = Command::new("python3")
-        .args(["-c", PY_ECHO])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(py.stdout.take().unwrap()).lines();
-    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let (mut py, port, mut lines) = spawn_python_server(PY_ECHO, &[]);
     let out = run(
         wsreplay().arg("client").arg(dir.path()).args([
             "--target",

@@ -8,10 +8,9 @@
 mod support_replay;
 
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use support_replay::{python_websockets, run, spawn_server, wait, wsreplay};
+use support_replay::{python_websockets, run, spawn_python_server, spawn_server, wait, wsreplay};
 
 /// (opcode, sha256) of every data message the recorded client sent.
 fn recorded_client_messages(name: &str) -> Vec<(String, String)> {
@@ -80,15 +79,7 @@ fn client_round_trip(name: &str, compression: &str) {
     }
     let dir = tempfile::tempdir().unwrap();
     export(name, dir.path());
-    let mut py = Command::new("python3")
-        .args(["-c", PY_ECHO_LOG, compression])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(py.stdout.take().unwrap()).lines();
-    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let (mut py, port, mut lines) = spawn_python_server(PY_ECHO_LOG, &[compression]);
     let out = run(
         wsreplay().arg("client").arg(dir.path()).args([
             "--target",

@@ -368,6 +368,26 @@ pub fn spawn_server(cmd: &mut Command) -> (Child, std::net::SocketAddr, mpsc::Re
     (child, addr.parse().unwrap(), rx)
 }
 
+/// A Python server script's stdout lines.
+pub type PyLines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `python3 -c SCRIPT ARGS…`, whose first stdout line is the port it
+/// listens on; returns the child, that port and the rest of its stdout.
+pub fn spawn_python_server(script: &str, args: &[&str]) -> (Child, u16, PyLines) {
+    let mut py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(py.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    (py, port, lines)
+}
+
 /// Whether Python's `websockets` is importable; prints why a test is skipped if not.
 pub fn python_websockets() -> bool {
     let ok = Command::new("python3")
