@@ -913,6 +913,11 @@ impl<S: Sink> FlowHandler for Handler<S> {
         Conn::Http(Box::new(HandshakeTracker::new(self.cfg.http)))
     }
 
+    /// The boxed tracker `open` makes, with the allocator's chunk header.
+    fn state_heap(&self) -> usize {
+        std::mem::size_of::<HandshakeTracker>() + 16
+    }
+
     fn event(&mut self, st: &mut Conn, info: &FlowInfo, ev: StreamEvent<'_>) -> Interest {
         match st {
             Conn::Ignored => Interest::Ignore,

@@ -76,8 +76,12 @@
 //!   table so its later packets do not start a new flow.
 //! * **Time** is packet time (the largest timestamp seen); timeouts are
 //!   checked once per second of packet time, looking only at the oldest flow
-//!   of each timeout class. `max_flows` evicts the least recently used flow,
-//!   closed flows first.
+//!   of each timeout class.
+//! * **Flows are charged to the memcap** (slot, map entry and the handler's
+//!   [`FlowHandler::state_heap`]) while they live. A new flow beyond
+//!   `max_flows`, or that would not fit in the memcap, evicts the least
+//!   recently used flows, closed flows first; a flow that carried payload
+//!   gets `tcp_flow_evicted` before it is flushed and closed.
 
 mod reasm;
 mod slab;
@@ -92,6 +96,10 @@ use std::net::SocketAddr;
 
 /// Every anomaly name this module can emit, with its meaning.
 pub const ANOMALIES: &[(&str, &str)] = &[
+    (
+        "tcp_flow_evicted",
+        "a flow with payload was closed to make room (max_flows or memcap reached); its later packets are not decoded",
+    ),
     (
         "tcp_conflicting_overlap",
         "overlapping out-of-order segments carry different bytes; the overlap policy chose one",
@@ -254,6 +262,11 @@ pub trait FlowHandler {
     /// input is list 3, in order of first packet. Sharded runs (`parallel`)
     /// merge their shards' output on that key.
     fn closing_in_order(&mut self, _info: &FlowInfo, _list: u8, _order: PacketNo) {}
+    /// Heap bytes a new flow's state takes beyond its inline size (boxed
+    /// parsers), charged to the memcap with the flow itself.
+    fn state_heap(&self) -> usize {
+        0
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,6 +356,9 @@ pub struct TcpStats {
     pub flows_created: u64,
     pub flows_timed_out: u64,
     pub flows_evicted: u64,
+    /// Of `flows_evicted`: flows evicted because a new flow would not fit
+    /// in the memcap (the rest hit `max_flows`).
+    pub flows_evicted_memcap: u64,
     /// Flows closed because a SYN reused their 4-tuple.
     pub flows_replaced: u64,
     pub flows_ignored: u64,
@@ -461,6 +477,13 @@ impl<S> Flow<S> {
 
 type FlowKey = (SocketAddr, SocketAddr);
 
+/// Bytes one entry of a `HashMap<K, V>` takes at worst: the entry and its
+/// control byte, at hashbrown's 7/8 load factor, in a table that may have
+/// just doubled.
+const fn map_entry_cost<K, V>() -> usize {
+    (std::mem::size_of::<(K, V)>() + 1) * 8 / 7 * 2
+}
+
 fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
     if a <= b {
         (a, b)
@@ -476,6 +499,10 @@ pub struct FlowTable<S> {
     flows: Slab<Flow<S>>,
     stats: TcpStats,
     mem: usize,
+    /// What one flow costs in the table itself (slab slot, free-list entry,
+    /// map entry, each with room for the containers' growth), before its
+    /// handler state's heap; charged to `mem` while the flow lives.
+    flow_base_cost: usize,
     next_id: u64,
     clock: Option<Timestamp>,
     next_check_secs: i64,
@@ -502,6 +529,9 @@ impl<S> FlowTable<S> {
             flows: Slab::new(),
             stats: TcpStats::default(),
             mem: 0,
+            flow_base_cost: slab::slot_size::<Flow<S>>()
+                + std::mem::size_of::<u32>()
+                + map_entry_cost::<FlowKey, u32>(),
             next_id: 1,
             clock: None,
             next_check_secs: i64::MIN,
@@ -675,15 +705,34 @@ impl<S> FlowTable<S> {
         ts: Timestamp,
         h: &mut H,
     ) -> u32 {
-        while self.flows.len() >= self.cfg.max_flows.max(1) {
+        let cost = self.flow_cost(h);
+        loop {
+            let full = self.flows.len() >= self.cfg.max_flows.max(1);
+            let over = self.mem.saturating_add(cost) > self.cfg.memcap;
+            if !full && !over {
+                break;
+            }
             let victim = self
                 .flows
                 .oldest(CLASS_CLOSED as usize)
                 .or_else(|| self.flows.oldest_overall());
             let Some(v) = victim else { break };
             self.stats.flows_evicted += 1;
+            let why = if full {
+                format!("max_flows ({}) reached", self.cfg.max_flows)
+            } else {
+                self.stats.flows_evicted_memcap += 1;
+                format!("memcap ({} bytes) reached", self.cfg.memcap)
+            };
+            self.report_eviction(v, why, packet, ts, h);
             self.close_flow(v, CloseReason::Evicted, h);
         }
+        Ctx {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            mem: &mut self.mem,
+        }
+        .charge(cost);
         let syn_ack = seg.flags & flags::SYN != 0 && seg.flags & flags::ACK != 0;
         let (orig, resp) = if syn_ack {
             (seg.dst, seg.src)
@@ -803,10 +852,46 @@ impl<S> FlowTable<S> {
         self.flows.touch(idx, class);
     }
 
+    /// Tells a flow that carried payload it is being evicted: its later
+    /// packets would start a new flow, which cannot pick up its stream.
+    fn report_eviction<H: FlowHandler<State = S>>(
+        &mut self,
+        idx: u32,
+        why: String,
+        packet: PacketNo,
+        ts: Timestamp,
+        h: &mut H,
+    ) {
+        let Some(f) = self.flows.get_mut(idx) else {
+            return;
+        };
+        if f.ignored || !f.dirs.iter().any(|d| d.active()) {
+            return;
+        }
+        let px = Pkt {
+            side: Side::Orig,
+            packet,
+            ts,
+        };
+        let detail = format!(
+            "{why}: the least recently used flow is closed (its holes become gaps); its later packets, if any, are not decoded"
+        );
+        let ev = px.anomaly("tcp_flow_evicted", detail);
+        if h.event(&mut f.state, &f.info, ev) == Interest::Ignore {
+            f.ignored = true;
+        }
+    }
+
+    /// Memory charged for one live flow, buffers aside.
+    fn flow_cost<H: FlowHandler<State = S>>(&self, h: &H) -> usize {
+        self.flow_base_cost.saturating_add(h.state_heap())
+    }
+
     fn close_flow<H: FlowHandler<State = S>>(&mut self, idx: u32, reason: CloseReason, h: &mut H) {
         let Some(mut flow) = self.flows.remove(idx) else {
             return;
         };
+        self.mem = self.mem.saturating_sub(self.flow_cost(h));
         let key = flow.key();
         if self.map.get(&key) == Some(&idx) {
             self.map.remove(&key);

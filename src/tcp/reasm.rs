@@ -16,6 +16,12 @@ use std::collections::BTreeMap;
 /// 108 bytes per one-byte piece, so the memcap holds even for tiny segments.
 pub(super) const PIECE_OVERHEAD: usize = 112;
 
+/// The first piece of a direction also allocates the map's root: a B-tree
+/// leaf of 11 keys and values (std's node capacity) plus its header. Charged
+/// while the map holds anything; an emptied map is replaced so that the root
+/// is really freed.
+pub(super) const OOO_ROOT: usize = 16 + 11 * (8 + std::mem::size_of::<Piece>()) + 16;
+
 /// Cap on remembered gap ranges per direction (used to tell late data from
 /// retransmissions); older ranges are forgotten, newest kept.
 const MAX_GAP_RANGES: usize = 8;
@@ -30,7 +36,7 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn charge(&mut self, n: usize) {
+    pub(super) fn charge(&mut self, n: usize) {
         *self.mem = self.mem.saturating_add(n);
         let m = *self.mem as u64;
         self.stats.peak_memory = self.stats.peak_memory.max(m);
@@ -475,6 +481,8 @@ impl DirState {
         if self.ooo.len() - removed.len() + out.len() > ctx.cfg.max_segments_per_dir {
             return Err(GapReason::SegmentLimit);
         }
+        let root = if self.ooo.is_empty() { OOO_ROOT } else { 0 };
+        let add_mem = add_mem + root;
         if ctx.mem.saturating_sub(rm_mem).saturating_add(add_mem) > ctx.cfg.memcap {
             return Err(GapReason::Memcap);
         }
@@ -598,10 +606,17 @@ impl DirState {
         true
     }
 
+    /// Takes a piece already removed from the map off the account (and the
+    /// map's root with the last piece).
     fn unaccount(&mut self, piece: &Piece, ctx: &mut Ctx<'_>) {
         ctx.uncharge(piece.mem());
         self.ooo_mem -= piece.mem();
         self.ooo_bytes -= piece.bytes();
+        if self.ooo.is_empty() {
+            self.ooo = BTreeMap::new();
+            ctx.uncharge(OOO_ROOT);
+            self.ooo_mem = self.ooo_mem.saturating_sub(OOO_ROOT);
+        }
     }
 
     fn deliver_piece(

@@ -20,6 +20,12 @@ struct Slot<T> {
     stamp: u64,
 }
 
+/// Bytes one slot of a `Slab<T>` takes at worst: its vector may have just
+/// doubled (slots are reused, never freed, so this is the high-water cost).
+pub(super) const fn slot_size<T>() -> usize {
+    std::mem::size_of::<Slot<T>>() * 2
+}
+
 pub(super) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,

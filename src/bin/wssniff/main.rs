@@ -182,7 +182,7 @@ struct LimitArgs {
     )]
     max_segments: usize,
 
-    /// Memory for all reassembly buffers together
+    /// Memory for the flow table and all reassembly buffers together
     #[arg(long, default_value_t = 512 << 20, value_name = "BYTES", help_heading = "Limits")]
     memcap: usize,
 
