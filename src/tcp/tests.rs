@@ -910,6 +910,23 @@ fn lru_eviction_prefers_least_recent() {
 }
 
 #[test]
+fn evicting_a_flow_with_payload_is_reported() {
+    let mut t = T::new(TcpConfig {
+        max_flows: 2,
+        ..TcpConfig::default()
+    });
+    let addr = |p: u16| -> SocketAddr { format!("10.0.0.1:{p}").parse().unwrap() };
+    t.raw(addr(1), srv(), 1, SYN, 100, b"", 0);
+    t.raw(addr(1), srv(), 2, ACK, 100, b"data", 0);
+    t.raw(addr(2), srv(), 1, SYN, 100, b"", 0);
+    t.raw(addr(3), srv(), 1, SYN, 100, b"", 0); // evicts flow 1, which had data
+    t.raw(addr(4), srv(), 1, SYN, 100, b"", 0); // evicts flow 2, which had none
+    assert_eq!(t.anomalies(), vec!["tcp_flow_evicted"]);
+    assert_eq!(t.table.stats().flows_evicted, 2);
+    assert_eq!(t.table.stats().flows_evicted_memcap, 0);
+}
+
+#[test]
 fn timeouts_follow_packet_time_and_class() {
     let mut t = T::default();
     let addr = |p: u16| -> SocketAddr { format!("10.0.0.1:{p}").parse().unwrap() };
