@@ -254,6 +254,9 @@ impl Sink for ShardSink {
     fn wants_frames(&self) -> bool {
         self.inner.wants_frames()
     }
+    fn wants_payloads(&self) -> bool {
+        self.inner.wants_payloads()
+    }
     fn order_hint(&mut self, list: u8, order: u64) {
         self.key.2 = list;
         self.key.3 = order;

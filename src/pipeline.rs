@@ -160,6 +160,7 @@ impl<S: Sink> Analyzer<S> {
         let want_frames = sink.wants_frames();
         let mut cfg = cfg;
         cfg.message.keep_frames = cfg.message.keep_frames || want_frames;
+        cfg.message.keep_payloads = cfg.message.keep_payloads && sink.wants_payloads();
         Analyzer {
             decoder: Decoder::new(cfg.decode.clone()),
             flows: FlowTable::new(cfg.tcp.clone()),

@@ -146,6 +146,30 @@ fn golden_outputs_of_every_capture() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `--stats` keeps no payload (no sink reads one), yet its statistics must
+/// be exactly those of a full `--json` run: same messages, same anomalies
+/// (truncation included, hence the second run with a tiny message limit).
+#[test]
+fn stats_only_run_counts_what_a_full_run_counts() {
+    let mut failures = Vec::new();
+    for cap in &common::all_captures() {
+        for extra in [&[][..], &["--max-message", "7", "--max-inflate", "7"][..]] {
+            let full = run_ok(&[&["read", "-q", cap, "--json"][..], extra].concat());
+            let full_stats = full
+                .lines()
+                .find(|l| l.starts_with(r#"{"type":"stats""#))
+                .unwrap_or_default();
+            let stats = run_ok(&[&["read", "-q", cap, "--stats", "--json"][..], extra].concat());
+            if stats.trim_end() != full_stats {
+                failures.push(format!(
+                    "{cap} {extra:?}:\n  --stats: {stats}\n  --json:  {full_stats}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Every golden file belongs to a capture that still exists (no stale ones).
 #[test]
 fn no_stale_goldens() {

@@ -73,6 +73,11 @@ pub struct MessageConfig {
     pub max_inflate_work: u64,
     /// Record a [`FrameInfo`] per frame (default true; the export needs them).
     pub keep_frames: bool,
+    /// Keep data messages' payload bytes (default true). When false, text
+    /// and binary payloads are counted and text is still validated, in
+    /// chunks, but nothing is stored: `Message::payload` is empty. For runs
+    /// whose output never shows a payload (`--stats`).
+    pub keep_payloads: bool,
 }
 
 impl Default for MessageConfig {
@@ -83,6 +88,7 @@ impl Default for MessageConfig {
             max_inflated_bytes: 16 << 20,
             max_inflate_work: 1 << 30,
             keep_frames: true,
+            keep_payloads: true,
         }
     }
 }
@@ -199,6 +205,8 @@ struct Body {
     truncated: bool,
     text: bool,
     utf8: Utf8Check,
+    /// Count and validate only; never store (see `MessageConfig::keep_payloads`).
+    count_only: bool,
 }
 
 impl Body {
@@ -231,6 +239,9 @@ impl Body {
         if self.text {
             self.utf8.feed(bytes);
         }
+        if self.count_only {
+            return self.mark_truncated(self.len > self.limit as u64);
+        }
         let keep = self
             .limit
             .saturating_sub(self.payload.len())
@@ -251,6 +262,17 @@ impl Body {
         scratch: &mut Vec<u8>,
     ) -> bool {
         self.len += data.len() as u64;
+        if self.count_only {
+            if self.text {
+                scratch.clear();
+                match mask {
+                    Some(key) => unmask_extend(scratch, data, key, offset),
+                    None => scratch.extend_from_slice(data),
+                }
+                self.utf8.feed(scratch);
+            }
+            return self.mark_truncated(self.len > self.limit as u64);
+        }
         let keep = self
             .limit
             .saturating_sub(self.payload.len())
@@ -275,6 +297,15 @@ impl Body {
             }
         }
         self.mark_truncated(!tail.is_empty())
+    }
+
+    /// Bytes kept (or that would be, when only counting).
+    fn kept(&self) -> usize {
+        if self.count_only {
+            self.len.min(self.limit as u64) as usize
+        } else {
+            self.payload.len()
+        }
     }
 
     fn mark_truncated(&mut self, cut: bool) -> bool {
@@ -448,12 +479,14 @@ pub struct Assembler {
 
 impl Assembler {
     pub fn new(dir: Dir, cfg: MessageConfig, deflate: Option<DeflateParams>) -> Self {
+        let mut data = MsgBuf::new();
+        data.body.count_only = !cfg.keep_payloads;
         Assembler {
             dir,
             cfg,
             deflate,
             inflater: None,
-            data: MsgBuf::new(),
+            data,
             ctrl: MsgBuf::new(),
             cur: None,
             next_index: 0,
@@ -848,7 +881,7 @@ impl Assembler {
                 msg.inflate_failed = true;
                 self.lost_at = Some(packet);
                 msg.body.text = false;
-                let at = msg.body.payload.len();
+                let at = msg.body.kept();
                 let d = format!(
                     "invalid compressed data ({message}, {consumed} bytes into a {}-byte chunk); payload from byte {at} on \
                      is the unmasked compressed data from the start of that chunk",

@@ -987,3 +987,43 @@ fn context_lost_inside_fragmented_compressed_message() {
     assert_eq!(m[0].wire_len, c.len() as u64);
     assert_eq!(m[1].payload, b"next");
 }
+
+/// Without payloads kept, every message still has its length, validity,
+/// truncation and anomalies, and nothing is stored.
+#[test]
+fn counting_only_matches_keeping_but_stores_nothing() {
+    let run = |keep: bool| {
+        let cfg = MessageConfig {
+            keep_payloads: keep,
+            max_message_bytes: 8,
+            ..MessageConfig::default()
+        };
+        let mut r = Rig::new(cfg, None);
+        r.frame_split(false, 0, TEXT, b"abc", KEY, 2);
+        r.frame_split(true, 0, CONTINUATION, b"d\xe2\x28\xa1", KEY, 3);
+        r.frame_split(true, 0, BINARY, &[7u8; 100], KEY, 7);
+        r.frame_split(true, 0, TEXT, "héllo wörld".as_bytes(), KEY, 5);
+        r.frame(true, CLOSE, b"\x03\xe8bye");
+        let cap = r.a.data.body.payload.capacity();
+        let (m, a) = r.take();
+        (m, a, cap)
+    };
+    let (kept, kept_anoms, _) = run(true);
+    let (counted, counted_anoms, cap) = run(false);
+    assert_eq!(kept_anoms, counted_anoms);
+    assert!(kept_anoms.contains(&"ws_invalid_utf8"));
+    assert!(kept_anoms.contains(&"ws_message_truncated"));
+    assert_eq!(kept.len(), counted.len());
+    for (k, c) in kept.iter().zip(&counted) {
+        assert_eq!(
+            (k.len, k.wire_len, k.truncated, k.utf8_valid, &k.close),
+            (c.len, c.wire_len, c.truncated, c.utf8_valid, &c.close)
+        );
+        if k.opcode == CLOSE {
+            assert_eq!(k.payload, c.payload);
+        } else {
+            assert!(c.payload.is_empty() && !k.payload.is_empty());
+        }
+    }
+    assert_eq!(cap, 0);
+}

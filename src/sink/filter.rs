@@ -395,6 +395,9 @@ impl<S: Sink> Sink for FilterSink<S> {
     fn wants_frames(&self) -> bool {
         self.inner.wants_frames()
     }
+    fn wants_payloads(&self) -> bool {
+        self.inner.wants_payloads()
+    }
 }
 
 /// First pass of `--anomalous`: the ids of sessions with at least one anomaly.
@@ -409,6 +412,9 @@ impl Sink for AnomalousSessions {
             self.ids.insert(id);
         }
         Ok(())
+    }
+    fn wants_payloads(&self) -> bool {
+        false
     }
     fn session_end(&mut self, rec: &SessionEndRecord) -> io::Result<()> {
         // Counted anomalies that produced no record still make it anomalous.

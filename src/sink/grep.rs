@@ -456,6 +456,9 @@ impl<S: Sink> Sink for GrepSink<S> {
     fn wants_frames(&self) -> bool {
         self.inner.wants_frames()
     }
+    fn wants_payloads(&self) -> bool {
+        !self.matcher.is_empty() || self.inner.wants_payloads()
+    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,12 @@ pub trait Sink {
     fn wants_frames(&self) -> bool {
         false
     }
+    /// Whether this sink reads messages' payload bytes. When no sink does
+    /// (`--stats`, the `sessions` and `anomalies` commands), the message
+    /// stage only counts and validates data payloads, never storing them.
+    fn wants_payloads(&self) -> bool {
+        true
+    }
     /// The records that follow (until the next hint or packet) close a flow
     /// the flow table closes on its own schedule (timeout, end of input), in
     /// (`list`, `order`) order (see `tcp::FlowHandler::closing_in_order`).
@@ -206,6 +212,9 @@ impl Sink for Tee {
     fn wants_frames(&self) -> bool {
         self.sinks.iter().any(|s| s.wants_frames())
     }
+    fn wants_payloads(&self) -> bool {
+        self.sinks.iter().any(|s| s.wants_payloads())
+    }
     fn order_hint(&mut self, list: u8, order: u64) {
         for s in self.sinks.iter_mut() {
             s.order_hint(list, order);
@@ -256,6 +265,9 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn wants_frames(&self) -> bool {
         (**self).wants_frames()
+    }
+    fn wants_payloads(&self) -> bool {
+        (**self).wants_payloads()
     }
     fn order_hint(&mut self, list: u8, order: u64) {
         (**self).order_hint(list, order)

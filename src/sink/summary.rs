@@ -275,6 +275,10 @@ impl Sink for SummarySink {
         Ok(())
     }
 
+    fn wants_payloads(&self) -> bool {
+        false
+    }
+
     fn session_end(&mut self, e: &SessionEndRecord) -> io::Result<()> {
         if let Some(s) = self.sessions.get_mut(&e.session) {
             let start = parse_time(&s.start, None).ok();
