@@ -1244,10 +1244,11 @@ pub fn run_files<S: Sink>(
 }
 
 /// Describes each input for the `capture` record: size and SHA-256 of the
-/// file as stored, its format, link types, packet count and time span. Reads
-/// each file once; stdin (`-`) cannot be read twice and gets only its path.
+/// file as stored, its format, link types, packet count and time span. The
+/// digest and the packet scan read the file side by side on two threads
+/// (the digest is the longer; the scan hides behind it). stdin (`-`) cannot
+/// be read twice and gets only its path.
 pub fn describe_inputs(paths: &[std::path::PathBuf]) -> Vec<crate::session::InputFile> {
-    use crate::capture::CaptureReader;
     let mut out = Vec::new();
     for (index, path) in paths.iter().enumerate() {
         let mut info = crate::session::InputFile {
@@ -1257,28 +1258,44 @@ pub fn describe_inputs(paths: &[std::path::PathBuf]) -> Vec<crate::session::Inpu
         };
         if path.as_os_str() != "-" {
             info.size = std::fs::metadata(path).ok().map(|m| m.len());
-            info.sha256 = sha256_file(path).ok();
-            if let Ok(mut r) = CaptureReader::open(path) {
-                let mut packets = 0u64;
-                let (mut first, mut last) = (None, None);
-                while let Ok(Some(p)) = r.next_packet() {
-                    packets += 1;
-                    first.get_or_insert(p.ts);
-                    last = Some(p.ts);
-                }
-                info.format = Some(match r.format() {
-                    crate::capture::CaptureFormat::Pcapng => "pcapng".to_owned(),
-                    _ => "pcap".to_owned(),
-                });
-                info.link_types = r.link_types();
-                info.packets = Some(packets);
-                info.first_ts = first.map(|t| t.rfc3339());
-                info.last_ts = last.map(|t| t.rfc3339());
-            }
+            let digest = std::thread::scope(|s| {
+                let digest = s.spawn(|| sha256_file(path).ok());
+                scan_input(path, &mut info);
+                digest.join().ok().flatten()
+            });
+            info.sha256 = digest;
         }
         out.push(info);
     }
     out
+}
+
+/// Read buffer of the description pass. Kept under glibc's initial mmap
+/// threshold (128 KiB): freeing a larger, mmap'd buffer raises that
+/// threshold for the rest of the run, and the analysis's message buffers then
+/// fragment the heap (peak RSS on a 1 GB capture went from 47 to 100 MiB).
+const DESCRIBE_BUFFER: usize = 64 * 1024;
+
+/// The packet count, time span, format and link types of one input file.
+fn scan_input(path: &std::path::Path, info: &mut crate::session::InputFile) {
+    let Ok(mut r) = crate::capture::CaptureReader::open_with_buffer(path, DESCRIBE_BUFFER) else {
+        return;
+    };
+    let mut packets = 0u64;
+    let (mut first, mut last) = (None, None);
+    while let Ok(Some(p)) = r.next_packet() {
+        packets += 1;
+        first.get_or_insert(p.ts);
+        last = Some(p.ts);
+    }
+    info.format = Some(match r.format() {
+        crate::capture::CaptureFormat::Pcapng => "pcapng".to_owned(),
+        _ => "pcap".to_owned(),
+    });
+    info.link_types = r.link_types();
+    info.packets = Some(packets);
+    info.first_ts = first.map(|t| t.rfc3339());
+    info.last_ts = last.map(|t| t.rfc3339());
 }
 
 /// SHA-256 of a file as stored, in lowercase hex.
@@ -1287,7 +1304,7 @@ pub fn sha256_file(path: &std::path::Path) -> io::Result<String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; DESCRIBE_BUFFER];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {

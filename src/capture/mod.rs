@@ -124,9 +124,15 @@ pub struct CaptureReader {
 impl CaptureReader {
     /// Opens a capture file; "-" reads standard input.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        Self::open_with_buffer(path, READ_BUFFER)
+    }
+
+    /// As [`CaptureReader::open`], with a read buffer of `capacity` bytes
+    /// (it still grows for a larger record).
+    pub fn open_with_buffer(path: &Path, capacity: usize) -> Result<Self, CaptureError> {
         let name = path.display().to_string();
         if path.as_os_str() == "-" {
-            return Self::from_reader(Box::new(std::io::stdin()), &name);
+            return Self::with_buffer(Box::new(std::io::stdin()), &name, capacity);
         }
         let file = std::fs::File::open(path).map_err(|e| CaptureError {
             path: name.clone(),
@@ -134,11 +140,19 @@ impl CaptureReader {
             kind: CaptureErrorKind::Io(e),
             decompressed: false,
         })?;
-        Self::from_reader(Box::new(file), &name)
+        Self::with_buffer(Box::new(file), &name, capacity)
     }
 
     /// Reads a capture from any byte stream; `name` is used in error messages.
     pub fn from_reader(r: Box<dyn Read + Send>, name: &str) -> Result<Self, CaptureError> {
+        Self::with_buffer(r, name, READ_BUFFER)
+    }
+
+    fn with_buffer(
+        r: Box<dyn Read + Send>,
+        name: &str,
+        capacity: usize,
+    ) -> Result<Self, CaptureError> {
         let (reader, gzip) = sniff_gzip(r).map_err(|e| CaptureError {
             path: name.to_string(),
             offset: 0,
@@ -147,7 +161,7 @@ impl CaptureReader {
         })?;
         let mut me = CaptureReader {
             name: name.to_string(),
-            src: Source::new(reader, READ_BUFFER),
+            src: Source::new(reader, capacity),
             format: Format::Pcapng(pcapng::State::default()),
             gzip,
             packets: 0,
