@@ -69,7 +69,7 @@
 //! `--export` runs single-threaded (the CLI's choice): its files are written
 //! per session by one writer.
 
-use crate::capture::{CaptureError, CaptureReader};
+use crate::capture::CaptureError;
 use crate::decode::Segment;
 use crate::pipeline::{Analyzer, Config, Progress};
 use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord};
@@ -710,15 +710,13 @@ fn reader(
     };
     let found = || sessions.load(Ordering::Relaxed);
     'files: for (i, path) in paths.iter().enumerate() {
-        let mut rd = match CaptureReader::open(path) {
+        let mut rd = match crate::pipeline::open_input(i, path, progress) {
             Ok(r) => r,
             Err(e) => {
                 capture_error = Some(e);
                 break;
             }
         };
-        let size = std::fs::metadata(path).ok().map(|m| m.len());
-        progress.file(i, &path.display().to_string(), size);
         an.begin_file();
         for b in batches.iter_mut() {
             b.items.push(Item::BeginFile(global));

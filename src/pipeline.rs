@@ -203,6 +203,28 @@ impl<S: Sink> Analyzer<S> {
 
     /// Analyses one packet. Errors are the sink's (a failed write).
     pub fn packet(&mut self, pkt: &Packet<'_>) -> io::Result<()> {
+        self.packet_with(pkt, |flows, h, seg, packet| {
+            flows.process(seg, packet, pkt.ts, h)
+        })
+    }
+
+    /// Like [`Analyzer::packet`], but the decoded segment goes to `route`
+    /// instead of this analyzer's flow table (the reader of a sharded run).
+    pub fn packet_routed(
+        &mut self,
+        pkt: &Packet<'_>,
+        route: &mut dyn FnMut(&crate::decode::Segment<'_>, PacketNo),
+    ) -> io::Result<()> {
+        self.packet_with(pkt, |_, _, seg, packet| route(seg, packet))
+    }
+
+    /// Counts and decodes one packet, hands its segment to `then`, and
+    /// reports the decoder's events.
+    fn packet_with(
+        &mut self,
+        pkt: &Packet<'_>,
+        then: impl FnOnce(&mut FlowTable<Conn>, &mut Handler<S>, &crate::decode::Segment<'_>, PacketNo),
+    ) -> io::Result<()> {
         if self.h.files.bases.is_empty() {
             self.h.files.bases.push(0);
         }
@@ -214,7 +236,7 @@ impl<S: Sink> Analyzer<S> {
             .decoder
             .decode(pkt.link_type, pkt.data, pkt.orig_len, pkt.ts)
         {
-            Ok(seg) => self.flows.process(&seg, packet, pkt.ts, &mut self.h),
+            Ok(seg) => then(&mut self.flows, &mut self.h, &seg, packet),
             Err(reason) => *self.h.counters.skipped.entry(reason.name()).or_default() += 1,
         }
         self.decoder_events(packet, pkt.ts);
@@ -269,34 +291,6 @@ impl<S: Sink> Analyzer<S> {
         };
         *self.h.counters.anomalies.entry(n.name).or_default() += 1;
         self.h.sink.anomaly(&rec)
-    }
-
-    /// Like [`Analyzer::packet`], but the decoded segment goes to `route`
-    /// instead of this analyzer's flow table (the reader of a sharded run).
-    pub fn packet_routed(
-        &mut self,
-        pkt: &Packet<'_>,
-        route: &mut dyn FnMut(&crate::decode::Segment<'_>, PacketNo),
-    ) -> io::Result<()> {
-        if self.h.files.bases.is_empty() {
-            self.h.files.bases.push(0);
-        }
-        self.global += 1;
-        let packet = self.global;
-        self.h.counters.packets += 1;
-        self.h.counters.bytes += pkt.data.len() as u64;
-        match self
-            .decoder
-            .decode(pkt.link_type, pkt.data, pkt.orig_len, pkt.ts)
-        {
-            Ok(seg) => route(&seg, packet),
-            Err(reason) => *self.h.counters.skipped.entry(reason.name()).or_default() += 1,
-        }
-        self.decoder_events(packet, pkt.ts);
-        match self.h.err.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 
     /// A segment decoded elsewhere (a shard of a sharded run), as packet
@@ -1183,6 +1177,18 @@ pub trait Progress {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+/// Opens input `index` of a run and tells the progress display about it.
+pub(crate) fn open_input(
+    index: usize,
+    path: &std::path::Path,
+    progress: &mut dyn Progress,
+) -> Result<crate::capture::CaptureReader, crate::capture::CaptureError> {
+    let reader = crate::capture::CaptureReader::open(path)?;
+    let size = std::fs::metadata(path).ok().map(|m| m.len());
+    progress.file(index, &path.display().to_string(), size);
+    Ok(reader)
+}
+
 /// Reads the capture files in order, as one capture, through one analyzer.
 /// `Err` only when the sink fails (or the first file cannot be opened at all
 /// is reported as a capture error in the outcome).
@@ -1192,20 +1198,17 @@ pub fn run_files<S: Sink>(
     sink: S,
     progress: &mut dyn Progress,
 ) -> io::Result<RunOutcome<S>> {
-    use crate::capture::CaptureReader;
     let mut an = Analyzer::new(cfg, sink);
     let mut capture_error = None;
     let mut notices = Vec::new();
     'files: for (i, path) in paths.iter().enumerate() {
-        let mut reader = match CaptureReader::open(path) {
+        let mut reader = match open_input(i, path, progress) {
             Ok(r) => r,
             Err(e) => {
                 capture_error = Some(e);
                 break;
             }
         };
-        let size = std::fs::metadata(path).ok().map(|m| m.len());
-        progress.file(i, &path.display().to_string(), size);
         an.begin_file();
         let mut n: u64 = 0;
         loop {

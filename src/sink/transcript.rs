@@ -102,6 +102,22 @@ const MATCH_CONTEXT: usize = 24;
 /// Longest part of a match shown.
 const MATCH_SHOWN: usize = 80;
 
+/// Pushes `ch` escaped for a one-line quoted preview: quotes, backslashes and
+/// control characters backslashed.
+fn push_escaped_char(s: &mut String, ch: char) {
+    match ch {
+        '\n' => s.push_str("\\n"),
+        '\r' => s.push_str("\\r"),
+        '\t' => s.push_str("\\t"),
+        '"' => s.push_str("\\\""),
+        '\\' => s.push_str("\\\\"),
+        c if c.is_control() => {
+            let _ = write!(s, "\\u{{{:x}}}", c as u32);
+        }
+        c => s.push(c),
+    }
+}
+
 /// A match with a little payload either side, escaped for one line:
 /// `"…before` , `match`, `after…"`. Lossy UTF-8, so binary shows as `\u{fffd}`
 /// replacement characters; the offsets are what identify the bytes.
@@ -114,17 +130,7 @@ pub fn match_context(payload: &[u8], start: usize, end: usize) -> (String, Strin
     let esc = |b: &[u8]| {
         let mut s = String::new();
         for ch in String::from_utf8_lossy(b).chars() {
-            match ch {
-                '\n' => s.push_str("\\n"),
-                '\r' => s.push_str("\\r"),
-                '\t' => s.push_str("\\t"),
-                '"' => s.push_str("\\\""),
-                '\\' => s.push_str("\\\\"),
-                c if c.is_control() => {
-                    let _ = write!(s, "\\u{{{:x}}}", c as u32);
-                }
-                c => s.push(c),
-            }
+            push_escaped_char(&mut s, ch);
         }
         s
     };
@@ -169,17 +175,7 @@ pub fn preview(payload: &[u8], is_text: bool, max: usize) -> String {
                     s.push('…');
                     break;
                 }
-                match ch {
-                    '\n' => s.push_str("\\n"),
-                    '\r' => s.push_str("\\r"),
-                    '\t' => s.push_str("\\t"),
-                    '"' => s.push_str("\\\""),
-                    '\\' => s.push_str("\\\\"),
-                    c if c.is_control() => {
-                        let _ = write!(s, "\\u{{{:x}}}", c as u32);
-                    }
-                    c => s.push(c),
-                }
+                push_escaped_char(&mut s, ch);
             }
             s.push('"');
             return s;

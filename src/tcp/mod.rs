@@ -718,13 +718,10 @@ impl<S> FlowTable<S> {
                 .or_else(|| self.flows.oldest_overall());
             let Some(v) = victim else { break };
             self.stats.flows_evicted += 1;
-            let why = if full {
-                format!("max_flows ({}) reached", self.cfg.max_flows)
-            } else {
+            if !full {
                 self.stats.flows_evicted_memcap += 1;
-                format!("memcap ({} bytes) reached", self.cfg.memcap)
-            };
-            self.report_eviction(v, why, packet, ts, h);
+            }
+            self.report_eviction(v, full, packet, ts, h);
             self.close_flow(v, CloseReason::Evicted, h);
         }
         Ctx {
@@ -857,7 +854,7 @@ impl<S> FlowTable<S> {
     fn report_eviction<H: FlowHandler<State = S>>(
         &mut self,
         idx: u32,
-        why: String,
+        for_max_flows: bool,
         packet: PacketNo,
         ts: Timestamp,
         h: &mut H,
@@ -872,6 +869,11 @@ impl<S> FlowTable<S> {
             side: Side::Orig,
             packet,
             ts,
+        };
+        let why = if for_max_flows {
+            format!("max_flows ({}) reached", self.cfg.max_flows)
+        } else {
+            format!("memcap ({} bytes) reached", self.cfg.memcap)
         };
         let detail = format!(
             "{why}: the least recently used flow is closed (its holes become gaps); its later packets, if any, are not decoded"

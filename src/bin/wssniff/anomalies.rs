@@ -2,12 +2,11 @@
 //! involved, worst first (severity table: src/sink/summary.rs).
 
 use super::sessions::{write_columns, write_typed};
-use super::{finish_status, progress, LimitArgs};
+use super::{finish_status, LimitArgs};
 use clap::Args;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use wssniff::pipeline;
-use wssniff::sink::summary::{AnomalySummary, SummarySink};
+use wssniff::sink::summary::AnomalySummary;
 
 #[derive(Args, Debug)]
 pub struct AnomaliesArgs {
@@ -25,13 +24,7 @@ pub struct AnomaliesArgs {
 }
 
 pub fn run(args: AnomaliesArgs) -> io::Result<u8> {
-    let mut progress = progress::for_files(&args.files, args.quiet);
-    let outcome = pipeline::run_files(
-        &args.files,
-        args.limits.config(),
-        SummarySink::new(),
-        progress.as_mut(),
-    )?;
+    let outcome = crate::sessions::summarize(&args.files, args.quiet, &args.limits)?;
     let list = outcome.sink.anomalies();
     let mut w = io::BufWriter::new(io::stdout().lock());
     if args.json {

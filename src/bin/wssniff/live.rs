@@ -9,7 +9,7 @@
 //! at the end of a file, the stats record and the export manifest are
 //! written, and the kernel's counters are printed on stderr like tcpdump's.
 
-use super::{exit, print_stats_detail, ColorChoice, LimitArgs};
+use super::{exit, print_final_stats, ColorChoice, LimitArgs};
 use clap::Args;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -337,11 +337,7 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
         s.line_buffered = true;
         sinks.push(Box::new(s));
     } else {
-        let color = match args.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
-        };
+        let color = args.color.enabled(is_tty);
         sinks.push(Box::new(TranscriptSink::new(
             out,
             TranscriptOptions {
@@ -391,17 +387,7 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
         ));
     }
     if args.stats {
-        let mut w = io::BufWriter::new(io::stdout().lock());
-        if args.json {
-            let mut s = JsonSink::new(&mut w);
-            s.stats(&stats)?;
-            s.finish()?;
-        } else {
-            let mut s = TranscriptSink::new(&mut w, TranscriptOptions::default());
-            s.stats(&stats)?;
-            print_stats_detail(&mut w, &stats)?;
-        }
-        w.flush()?;
+        print_final_stats(args.json, &stats)?;
     }
     match why {
         Stop::Signal | Stop::Count | Stop::Duration => Ok(exit::OK),

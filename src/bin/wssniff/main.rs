@@ -89,6 +89,17 @@ enum ColorChoice {
     Never,
 }
 
+impl ColorChoice {
+    /// `auto`: colour on a terminal, unless NO_COLOR is set.
+    fn enabled(self, is_tty: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum OverlapArg {
     /// Bytes that arrived first win (the default; what most stacks keep).
@@ -384,11 +395,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
     } else if args.json {
         sinks.push(Box::new(JsonSink::new(out)));
     } else {
-        let color = match args.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
-        };
+        let color = args.color.enabled(is_tty);
         sinks.push(Box::new(TranscriptSink::new(
             out,
             TranscriptOptions {
@@ -417,17 +424,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
         );
     }
     if let Some(json) = stats_only {
-        let mut w = io::BufWriter::new(io::stdout().lock());
-        if json {
-            let mut s = JsonSink::new(&mut w);
-            s.stats(&outcome.stats)?;
-            s.finish()?;
-        } else {
-            let mut s = TranscriptSink::new(&mut w, TranscriptOptions::default());
-            s.stats(&outcome.stats)?;
-            print_stats_detail(&mut w, &outcome.stats)?;
-        }
-        w.flush()?;
+        print_final_stats(json, &outcome.stats)?;
     }
     Ok(finish_status(&outcome))
 }
@@ -447,11 +444,7 @@ fn read_sharded(
     } else if args.json {
         Format::Json
     } else {
-        let color = match args.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
-        };
+        let color = args.color.enabled(is_tty);
         Format::Transcript(TranscriptOptions {
             color,
             preview: args.preview,
@@ -477,17 +470,7 @@ fn read_sharded(
     out.flush()?;
     drop(out);
     if args.stats {
-        let mut w = io::BufWriter::new(io::stdout().lock());
-        if args.json {
-            let mut s = JsonSink::new(&mut w);
-            s.stats(&outcome.stats)?;
-            s.finish()?;
-        } else {
-            let mut s = TranscriptSink::new(&mut w, TranscriptOptions::default());
-            s.stats(&outcome.stats)?;
-            print_stats_detail(&mut w, &outcome.stats)?;
-        }
-        w.flush()?;
+        print_final_stats(args.json, &outcome.stats)?;
     }
     let status = RunOutcome {
         sink: (),
@@ -495,6 +478,22 @@ fn read_sharded(
         capture_error: outcome.capture_error,
     };
     Ok(finish_status(&status))
+}
+
+/// The final statistics of `--stats`: one JSON record, or the transcript's
+/// summary line and the counters.
+fn print_final_stats(json: bool, stats: &wssniff::session::StatsRecord) -> io::Result<()> {
+    let mut w = io::BufWriter::new(io::stdout().lock());
+    if json {
+        let mut s = JsonSink::new(&mut w);
+        s.stats(stats)?;
+        s.finish()?;
+    } else {
+        let mut s = TranscriptSink::new(&mut w, TranscriptOptions::default());
+        s.stats(stats)?;
+        print_stats_detail(&mut w, stats)?;
+    }
+    w.flush()
 }
 
 fn print_stats_detail(w: &mut dyn Write, s: &wssniff::session::StatsRecord) -> io::Result<()> {

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use wssniff::pipeline;
+use wssniff::pipeline::{self, RunOutcome};
 use wssniff::session::CloseRecord;
 use wssniff::sink::summary::{sort_sessions, SessionSummary, SortKey, SummarySink};
 
@@ -39,14 +39,23 @@ pub struct SessionsArgs {
     pub limits: LimitArgs,
 }
 
-pub fn run(args: SessionsArgs) -> io::Result<u8> {
-    let mut progress = progress::for_files(&args.files, args.quiet);
-    let outcome = pipeline::run_files(
-        &args.files,
-        args.limits.config(),
+/// One pass over the files into a [`SummarySink`] (`sessions` and `anomalies`).
+pub fn summarize(
+    files: &[PathBuf],
+    quiet: bool,
+    limits: &LimitArgs,
+) -> io::Result<RunOutcome<SummarySink>> {
+    let mut progress = progress::for_files(files, quiet);
+    pipeline::run_files(
+        files,
+        limits.config(),
         SummarySink::new(),
         progress.as_mut(),
-    )?;
+    )
+}
+
+pub fn run(args: SessionsArgs) -> io::Result<u8> {
+    let outcome = summarize(&args.files, args.quiet, &args.limits)?;
     let mut rows = outcome.sink.sessions();
     sort_sessions(
         &mut rows,
