@@ -3,19 +3,25 @@
 //!
 //! # Design
 //!
-//! * **Reader** (one thread): reads the captures and decodes every packet with
-//!   the real [`Decoder`](crate::decode::Decoder) (so IP fragments are
-//!   reassembled before routing), counts packets and skips, and reports
-//!   capture notices and IP-layer anomalies, exactly as [`Analyzer::packet`]
-//!   does. Each TCP segment is copied into a batch for worker
-//!   `hash(normalized 4-tuple) % N`, with its global packet number and the
-//!   packet-time clock.
-//! * **Workers** (N threads): each runs its own [`Analyzer`] (flow table,
-//!   HTTP, WebSocket, messages) over its segments, with a sink that renders
-//!   every record with the real writer ([`JsonSink`], [`TranscriptSink`]) into
-//!   memory, tagged with an ordering key.
-//! * **Merger** (the calling thread): writes the records of all shards in key
-//!   order, then the summed statistics.
+//! * **Workers** (N threads) each read the whole capture themselves, with
+//!   nothing shared and nothing copied between threads, and decode every
+//!   packet with the real [`Decoder`](crate::decode::Decoder) (so IP
+//!   fragments are reassembled before routing). That part is cheap next to
+//!   the analysis, and it spares a reader thread that would copy every
+//!   payload once more and be the bottleneck. Worker `i` keeps the TCP
+//!   segments whose `hash(normalized 4-tuple) % N` is `i`, and runs its own
+//!   [`Analyzer`] (flow table, HTTP, WebSocket, messages) over them, with a
+//!   sink that renders every record with the real writer ([`JsonSink`],
+//!   [`TranscriptSink`]) into memory, tagged with an ordering key. Worker 0
+//!   also reports what a single-threaded run reports per packet (counts,
+//!   skips, capture notices, IP-layer anomalies), exactly as
+//!   [`Analyzer::packet`] does; the others drop their copy of that.
+//! * **Merger** (the calling thread): writes the records of all workers in
+//!   key order, then the summed statistics.
+//!
+//! Inputs that cannot be read once per worker (stdin, pipes, gzip-compressed
+//! files, which every worker would inflate again) run with one worker
+//! ([`can_shard`]).
 //!
 //! # Ordering key
 //!
@@ -23,8 +29,8 @@
 //! processing emitted the record; phase 0 for flows timed out when that packet
 //! advanced the clock (in `(list, order)` = (timeout class, packet that last
 //! touched the flow) order, which is the order the single flow table expires
-//! them in), phase 1 for the packet's own segment, phase 2 for what the
-//! reader reports after it (IP anomalies, capture notices); `seq` counts
+//! them in), phase 1 for the packet's own segment, phase 2 for what is
+//! reported per packet after it (IP anomalies, capture notices); `seq` counts
 //! records within that. End of input is packet `u64::MAX`: phase 0 the IP
 //! fragments left over, phase 1 every flow in order of its first packet.
 //!
@@ -46,19 +52,22 @@
 //! # Packet time
 //!
 //! The flow table times flows out when packet time (the largest timestamp
-//! of any segment) enters a new second. A shard sees only its own packets, so
-//! the reader sends each segment with the global clock, and every other
-//! shard a tick whenever the clock enters a new second: expiry then happens at
-//! the same packet, for the same flows, as in a single-threaded run.
+//! of any segment) enters a new second. Every worker follows the global
+//! clock over all segments, its own and the others', and moves its table's
+//! clock whenever it enters a new second: expiry then happens at the same
+//! packet, for the same flows, as in a single-threaded run.
 //!
 //! # Lock step and memory
 //!
 //! Work moves in epochs (at most [`EPOCH_PACKETS`] packets or
-//! [`EPOCH_BYTES`] bytes of payload): every worker gets one batch per epoch
-//! (possibly empty) and answers with one batch of records, so the merger can
-//! write an epoch as soon as every shard has answered it. Channels hold at
-//! most [`QUEUE_EPOCHS`] epochs each way (backpressure): memory is bounded
-//! whatever the capture size.
+//! [`EPOCH_BYTES`] bytes of payload); since every worker sees every packet,
+//! all cut them at the same packets. A worker sends its records in key
+//! order, in parts of about [`PART_BYTES`], the last part of an epoch
+//! marked: an epoch that emits a lot (every flow flushed at the end, or
+//! timed out at once) is never held whole. The merger merges the workers'
+//! parts of an epoch by key; the epoch's end tells it that a worker has no
+//! more records before the next one. Channels hold at most [`QUEUE_PARTS`]
+//! parts (backpressure): memory is bounded whatever the capture size.
 //!
 //! # The one intended difference
 //!
@@ -80,7 +89,6 @@ use crate::tcp::Level;
 use crate::types::{Dir, PacketNo, Timestamp};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,8 +100,29 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 pub const EPOCH_PACKETS: usize = 1024;
 /// Most payload bytes routed in one epoch (a soft limit: one packet more).
 pub const EPOCH_BYTES: usize = 1 << 20;
-/// Epochs queued per channel.
-pub const QUEUE_EPOCHS: usize = 2;
+/// A worker sends its records on once it holds this many bytes of them.
+pub const PART_BYTES: usize = 512 * 1024;
+/// Parts queued per worker.
+pub const QUEUE_PARTS: usize = 4;
+
+/// Where a run cuts epochs and parts; other values than the defaults are
+/// for tests, which make them tiny to shake out ordering bugs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    pub(crate) epoch_packets: usize,
+    pub(crate) epoch_bytes: usize,
+    pub(crate) part_bytes: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            epoch_packets: EPOCH_PACKETS,
+            epoch_bytes: EPOCH_BYTES,
+            part_bytes: PART_BYTES,
+        }
+    }
+}
 
 /// What the run writes.
 #[derive(Clone, Debug)]
@@ -129,29 +158,91 @@ pub fn default_threads() -> usize {
 
 type Key = (u64, u8, u8, u64, u32);
 
-/// Rendered records of one epoch of one stream: `data` split at `ends`.
+/// Rendered records of one part of one worker's stream: `data` split at the
+/// ends in `index`.
 #[derive(Default)]
 struct Chunks {
     data: Vec<u8>,
     index: Vec<(Key, usize)>,
-    /// The flow table's levels over the epoch, in key order (see "Peaks").
+    /// The flow table's levels over the epoch, in key order (see "Peaks");
+    /// only in an epoch's last part.
     levels: Vec<(Key, Level)>,
-    /// Sessions found so far by this shard (for the progress report).
+    /// Sessions found so far by this shard (for the progress report); only
+    /// in an epoch's last part.
     sessions: u64,
 }
 
-/// The bytes a writer renders, shared with the [`ShardSink`] that cuts them
-/// into records. Single-threaded (`Rc`): each shard owns its own.
-#[derive(Clone, Default)]
-struct ChunkWriter(Rc<RefCell<Vec<u8>>>);
+/// What a worker sends the merger: its records in key order, in parts of
+/// about [`PART_BYTES`]; `last` ends its share of an epoch.
+struct Part {
+    chunks: Chunks,
+    last: bool,
+}
+
+/// Where a worker's sinks render records: one buffer and index shared by its
+/// analyzers (their records interleave in key order), sent on as a [`Part`]
+/// whenever it holds [`PART_BYTES`], so that no epoch, however much it
+/// emits (every flow flushed at once), is held whole.
+struct Outbox {
+    chunks: Chunks,
+    part_bytes: usize,
+    /// `None`: the records are not wanted (a worker's copy of the reader
+    /// duties that worker 0 reports), and are dropped.
+    tx: Option<SyncSender<Part>>,
+    /// Emptied buffers back from the merger, so that parts reuse memory
+    /// instead of allocating (and faulting in) megabytes afresh.
+    spare: Option<Receiver<Chunks>>,
+}
+
+impl Outbox {
+    fn new(
+        tx: Option<SyncSender<Part>>,
+        spare: Option<Receiver<Chunks>>,
+        part_bytes: usize,
+    ) -> Rc<RefCell<Self>> {
+        Rc::new(RefCell::new(Outbox {
+            chunks: Chunks::default(),
+            part_bytes,
+            tx,
+            spare,
+        }))
+    }
+
+    /// Sends what is held; false when the merger has gone (it failed).
+    fn send(&mut self, last: bool, levels: &mut Vec<(Key, Level)>, sessions: u64) -> bool {
+        let Some(tx) = &self.tx else {
+            self.chunks.data.clear();
+            self.chunks.index.clear();
+            levels.clear();
+            return true;
+        };
+        let mut next = self
+            .spare
+            .as_ref()
+            .and_then(|s| s.try_recv().ok())
+            .unwrap_or_default();
+        next.data.clear();
+        next.index.clear();
+        next.levels.clear();
+        let mut chunks = std::mem::replace(&mut self.chunks, next);
+        chunks.levels.append(levels);
+        chunks.sessions = sessions;
+        tx.send(Part { chunks, last }).is_ok()
+    }
+}
+
+/// The bytes a writer renders, into an [`Outbox`]. Single-threaded (`Rc`):
+/// each worker owns its own.
+#[derive(Clone)]
+struct ChunkWriter(Rc<RefCell<Outbox>>);
 
 impl Write for ChunkWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
+        self.0.borrow_mut().chunks.data.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.borrow_mut().extend_from_slice(buf);
+        self.0.borrow_mut().chunks.data.extend_from_slice(buf);
         Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -162,18 +253,15 @@ impl Write for ChunkWriter {
 /// Renders records with the real writer and tags each with its key.
 struct ShardSink {
     inner: Box<dyn Sink>,
-    buf: ChunkWriter,
-    index: Vec<(Key, usize)>,
+    out: Rc<RefCell<Outbox>>,
     key: Key,
 }
 
 impl ShardSink {
-    fn new(format: &Format) -> Self {
-        let buf = ChunkWriter::default();
+    fn new(format: &Format, out: &Rc<RefCell<Outbox>>) -> Self {
         ShardSink {
-            inner: format.sink(buf.clone()),
-            buf,
-            index: Vec::new(),
+            inner: format.sink(ChunkWriter(out.clone())),
+            out: out.clone(),
             key: (0, 0, 0, 0, 0),
         }
     }
@@ -183,31 +271,25 @@ impl ShardSink {
         self.key = (packet, phase, 0, 0, 0);
     }
 
-    /// Closes the record just rendered (if it wrote anything).
+    /// Closes the record just rendered (if it wrote anything), and sends a
+    /// full part on.
     fn cut(&mut self, r: io::Result<()>) -> io::Result<()> {
-        let len = self.buf.0.borrow().len();
-        if self.index.last().map_or(0, |l| l.1) < len {
-            self.index.push((self.key, len));
+        let mut out = self.out.borrow_mut();
+        let len = out.chunks.data.len();
+        if out.chunks.index.last().map_or(0, |l| l.1) < len {
+            out.chunks.index.push((self.key, len));
             self.key.4 += 1;
+        }
+        if len >= out.part_bytes && !out.send(false, &mut Vec::new(), 0) {
+            r?;
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the merging thread has stopped",
+            ));
         }
         r
     }
-
-    /// The records rendered so far; `spare` (emptied) takes their place.
-    fn take(&mut self, spare: Option<Chunks>) -> Chunks {
-        let mut spare = spare.unwrap_or_default();
-        spare.data.clear();
-        spare.index.clear();
-        spare.levels.clear();
-        Chunks {
-            data: std::mem::replace(&mut *self.buf.0.borrow_mut(), spare.data),
-            index: std::mem::replace(&mut self.index, spare.index),
-            levels: spare.levels,
-            sessions: 0,
-        }
-    }
 }
-
 impl Sink for ShardSink {
     fn capture(&mut self, rec: &CaptureRecord) -> io::Result<()> {
         let r = self.inner.capture(rec);
@@ -264,48 +346,34 @@ impl Sink for ShardSink {
     }
 }
 
-/// A segment (or a clock tick, or a file boundary) for a worker.
-enum Item {
-    Seg {
-        packet: PacketNo,
-        ts: Timestamp,
-        clock: Timestamp,
-        src: SocketAddr,
-        dst: SocketAddr,
-        seq: u32,
-        ack: u32,
-        flags: u8,
-        window: u16,
-        missing: u32,
-        /// Payload range in the batch's `data`.
-        start: usize,
-        end: usize,
-    },
-    Tick {
-        packet: PacketNo,
-        clock: Timestamp,
-    },
-    BeginFile(PacketNo),
-}
-
-/// One epoch of one worker's input.
-#[derive(Default)]
-struct Batch {
-    items: Vec<Item>,
-    data: Vec<u8>,
-    /// Last batch: flush every flow. Carries the final packet-time clock.
-    finish: Option<Option<Timestamp>>,
-}
-
 /// Which worker gets a flow: a hash of its unordered 4-tuple, the same both
-/// ways and for every packet of the flow.
+/// ways and for every packet of the flow. Every worker computes it for every
+/// segment, so it is a few multiplications, not SipHash; it is fixed, so
+/// runs and platforms agree.
 pub fn shard_of(a: SocketAddr, b: SocketAddr, shards: usize) -> usize {
-    let key = if a <= b { (a, b) } else { (b, a) };
-    // SipHash with fixed keys: deterministic across runs and platforms.
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
-    key.hash(&mut h);
-    (h.finish() % shards.max(1) as u64) as usize
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let h = mix(endpoint_word(lo) ^ mix(endpoint_word(hi)));
+    (h % shards.max(1) as u64) as usize
+}
+
+fn endpoint_word(a: SocketAddr) -> u64 {
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        std::net::IpAddr::V6(v6) => {
+            let v = u128::from(v6);
+            mix(v as u64) ^ (v >> 64) as u64
+        }
+    };
+    ip ^ (u64::from(a.port()) << 40)
+}
+
+/// The splitmix64 finalizer: every input bit moves every output bit.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Per-shard share of the limits that are global in a single-threaded run.
@@ -316,10 +384,27 @@ fn shard_config(cfg: &Config, shards: usize) -> Config {
     c
 }
 
-/// Reads `paths` as one capture with `threads` workers (at least 1), writes
-/// the records in `format` to `out` (the caller writes any `capture` record
-/// first), then the statistics; returns them. `progress` is driven from the
-/// reader thread; its session counts lag a few epochs behind.
+/// Whether every worker can read `paths` on its own: regular files that are
+/// not gzip-compressed (each worker would inflate the whole file again).
+/// Anything else (stdin, a pipe, `.gz`) runs with one worker.
+pub fn can_shard(paths: &[PathBuf]) -> bool {
+    use std::io::Read;
+    paths.iter().all(|p| {
+        let regular =
+            p.as_os_str() != "-" && std::fs::metadata(p).is_ok_and(|m| m.file_type().is_file());
+        let mut magic = [0u8; 2];
+        regular
+            && std::fs::File::open(p)
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .map_or(true, |()| magic != [0x1f, 0x8b])
+    })
+}
+
+/// Reads `paths` as one capture with `threads` workers (at least 1; one when
+/// [`can_shard`] says no), writes the records in `format` to `out` (the
+/// caller writes any `capture` record first), then the statistics; returns
+/// them. `progress` is driven by worker 0; its session counts lag a few
+/// epochs behind.
 pub fn run_files<W: Write>(
     paths: &[PathBuf],
     cfg: Config,
@@ -328,83 +413,91 @@ pub fn run_files<W: Write>(
     out: &mut W,
     progress: &mut (dyn Progress + Send),
 ) -> io::Result<Outcome> {
-    let n = threads.max(1);
+    run_tuned(
+        paths,
+        cfg,
+        threads,
+        format,
+        out,
+        progress,
+        Tuning::default(),
+    )
+}
+
+/// [`run_files`] with epochs and parts cut as `tuning` says.
+pub(crate) fn run_tuned<W: Write>(
+    paths: &[PathBuf],
+    cfg: Config,
+    threads: usize,
+    format: Format,
+    out: &mut W,
+    progress: &mut (dyn Progress + Send),
+    tuning: Tuning,
+) -> io::Result<Outcome> {
+    let n = if can_shard(paths) { threads.max(1) } else { 1 };
     let shard_cfg = shard_config(&cfg, n);
     let sessions = AtomicU64::new(0);
     let sessions = &sessions;
+    let mut progress = Some(progress);
     std::thread::scope(|scope| {
-        let mut to_workers = Vec::with_capacity(n);
         let mut from_workers = Vec::with_capacity(n);
-        let mut handles = Vec::with_capacity(n);
-        let mut batch_returns = Vec::with_capacity(n);
         let mut chunk_returns = Vec::with_capacity(n);
-        for i in 0..n {
-            let (tx, rx) = sync_channel::<Batch>(QUEUE_EPOCHS);
-            let (otx, orx) = sync_channel::<Chunks>(QUEUE_EPOCHS);
-            // Emptied buffers go back where they were filled (see `Spare`).
-            let (btx, brx) = sync_channel::<Batch>(1);
-            let (ctx, crx) = sync_channel::<Chunks>(1);
-            to_workers.push(tx);
-            from_workers.push(orx);
-            batch_returns.push(brx);
+        let mut handles = Vec::with_capacity(n);
+        for me in 0..n {
+            let (tx, rx) = sync_channel::<Part>(QUEUE_PARTS);
+            // Emptied buffers go back to the worker that filled them.
+            let (ctx, crx) = sync_channel::<Chunks>(2);
+            from_workers.push(rx);
             chunk_returns.push(ctx);
-            let c = shard_cfg.clone();
-            let f = format.clone();
-            let spare = Spare {
-                give: btx,
-                take: crx,
+            let job = Job {
+                me,
+                shards: n,
+                paths,
+                front_cfg: cfg.clone(),
+                back_cfg: shard_cfg.clone(),
+                format: format.clone(),
+                tx,
+                spare: crx,
+                sessions,
+                tuning,
             };
+            let p = progress.take();
             let h = std::thread::Builder::new()
-                .name(format!("wssniff-shard-{i}"))
-                .spawn_scoped(scope, move || worker(c, &f, rx, otx, spare))?;
+                .name(format!("wssniff-shard-{me}"))
+                .spawn_scoped(scope, move || match p {
+                    Some(p) => job.run(p),
+                    None => job.run(&mut crate::pipeline::NoProgress),
+                })?;
             handles.push(h);
         }
-        let (rtx, rrx) = sync_channel::<Chunks>(QUEUE_EPOCHS);
-        let f = format.clone();
-        let reader_handle = std::thread::Builder::new()
-            .name("wssniff-reader".to_owned())
-            .spawn_scoped(scope, move || {
-                let to = Outputs {
-                    workers: to_workers,
-                    returned: batch_returns,
-                    merger: rtx,
-                };
-                reader(paths, cfg, &f, to, progress, sessions)
-            })?;
 
-        let merged = merge(&rrx, &from_workers, &chunk_returns, out, sessions);
-        drop(chunk_returns);
-        // Unblock every thread before joining (on a write error they would
-        // wait on full channels).
-        drop(rrx);
-        drop(from_workers);
-        let joined = |r: std::thread::Result<io::Result<StatsRecord>>| {
-            r.unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")))
-        };
-        let mut shard_stats = Vec::with_capacity(n);
+        // On a write error, `merge` drops its receivers, which unblocks
+        // workers waiting on full channels before they are joined.
+        let merged = merge(from_workers, chunk_returns, out, sessions);
         let (peaks, mut first_err) = match merged {
             Ok(p) => (p, None),
             Err(e) => (Peaks::default(), Some(e)),
         };
+        let mut shard_stats = Vec::with_capacity(n + 1);
+        let mut capture_error = None;
         for h in handles {
-            match joined(h.join()) {
-                Ok(s) => shard_stats.push(s),
+            let joined = h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")));
+            match joined {
+                Ok(done) => {
+                    shard_stats.push(done.back);
+                    shard_stats.extend(done.front);
+                    capture_error = capture_error.or(done.capture_error);
+                }
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
         }
-        let (reader_stats, capture_error) = match reader_handle.join() {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(first_err.unwrap_or(e)),
-            Err(_) => {
-                return Err(first_err.unwrap_or_else(|| io::Error::other("the reader panicked")))
-            }
-        };
         if let Some(e) = first_err {
             return Err(e);
         }
-        shard_stats.push(reader_stats);
         let mut stats = sum_stats(&shard_stats);
         // The whole table's peaks, not the largest shard's (see "Peaks").
         for (k, v) in [
@@ -438,7 +531,7 @@ pub fn run_files<W: Write>(
 /// The whole flow table's levels, summed from the shards' steps.
 #[derive(Default)]
 struct Peaks {
-    /// Each shard's current level (indexed like `epoch`: 0 is the reader).
+    /// Each worker's current level (indexed like its stream).
     current: Vec<Level>,
     flows: u64,
     memory: u64,
@@ -448,11 +541,11 @@ struct Peaks {
 
 impl Peaks {
     /// Walks one epoch's steps in single-threaded order.
-    fn epoch(&mut self, epoch: &[Chunks]) {
-        self.current.resize(epoch.len(), Level::default());
+    fn epoch(&mut self, levels: &[Vec<(Key, Level)>]) {
+        self.current.resize(levels.len(), Level::default());
         self.steps.clear();
-        for (s, c) in epoch.iter().enumerate() {
-            self.steps.extend(c.levels.iter().map(|&(k, l)| (k, s, l)));
+        for (s, l) in levels.iter().enumerate() {
+            self.steps.extend(l.iter().map(|&(k, l)| (k, s, l)));
         }
         // A key is unique within a shard: (key, shard) orders every step.
         self.steps.sort_unstable_by_key(|&(k, s, _)| (k, s));
@@ -474,137 +567,294 @@ impl Peaks {
     }
 }
 
-/// Writes epoch after epoch, each in key order, until the reader is done;
-/// returns the whole flow table's peaks.
+/// One worker's stream of parts, as the merger reads it.
+struct Stream {
+    rx: Receiver<Part>,
+    back: SyncSender<Chunks>,
+    cur: Chunks,
+    /// Next record of `cur`, and where its bytes start.
+    next: usize,
+    start: usize,
+    /// Its last part of the current epoch has come.
+    done: bool,
+    levels: Vec<(Key, Level)>,
+    sessions: u64,
+}
+
+impl Stream {
+    /// Takes the worker's next part (waiting for it); false when the
+    /// worker has hung up.
+    fn fetch(&mut self) -> bool {
+        let Ok(part) = self.rx.recv() else {
+            return false;
+        };
+        let used = std::mem::replace(&mut self.cur, part.chunks);
+        let _ = self.back.try_send(used);
+        self.next = 0;
+        self.start = 0;
+        self.levels.append(&mut self.cur.levels);
+        if part.last {
+            self.done = true;
+            self.sessions = self.cur.sessions;
+        }
+        true
+    }
+
+    /// The key of the next record, fetching parts until there is one or
+    /// the epoch is over for this worker (`Ok(None)`); `Err` when the worker
+    /// hung up.
+    fn peek(&mut self) -> Result<Option<Key>, ()> {
+        loop {
+            if let Some(&(k, _)) = self.cur.index.get(self.next) {
+                return Ok(Some(k));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if !self.fetch() {
+                return Err(());
+            }
+        }
+    }
+}
+
+/// Writes epoch after epoch until the workers are done: within an epoch,
+/// the workers' streams merged by key (each is in key order); returns the
+/// whole flow table's peaks.
 fn merge<W: Write>(
-    reader: &Receiver<Chunks>,
-    workers: &[Receiver<Chunks>],
-    returns: &[SyncSender<Chunks>],
+    workers: Vec<Receiver<Part>>,
+    returns: Vec<SyncSender<Chunks>>,
     out: &mut W,
     sessions: &AtomicU64,
 ) -> io::Result<Peaks> {
-    let mut epoch: Vec<Chunks> = Vec::with_capacity(workers.len() + 1);
-    let mut order: Vec<(Key, usize, usize, usize)> = Vec::new();
+    let mut streams: Vec<Stream> = workers
+        .into_iter()
+        .zip(returns)
+        .map(|(rx, back)| Stream {
+            rx,
+            back,
+            cur: Chunks::default(),
+            next: 0,
+            start: 0,
+            done: false,
+            levels: Vec::new(),
+            sessions: 0,
+        })
+        .collect();
     let mut peaks = Peaks::default();
-    while let Ok(r) = reader.recv() {
-        epoch.clear();
-        epoch.push(r);
-        for w in workers {
-            // A worker that stopped early failed: its join reports why.
-            match w.recv() {
-                Ok(c) => epoch.push(c),
-                Err(_) => return Ok(peaks),
-            }
+    let mut levels: Vec<Vec<(Key, Level)>> = Vec::new();
+    loop {
+        for s in &mut streams {
+            s.done = false;
         }
-        peaks.epoch(&epoch);
-        sessions.store(epoch.iter().map(|c| c.sessions).sum(), Ordering::Relaxed);
-        order.clear();
-        for (s, c) in epoch.iter().enumerate() {
-            let mut start = 0;
-            for &(key, end) in &c.index {
-                order.push((key, s, start, end));
-                start = end;
+        loop {
+            // The smallest next key of all streams (few: a linear scan).
+            let mut best: Option<(Key, usize)> = None;
+            for (i, s) in streams.iter_mut().enumerate() {
+                match s.peek() {
+                    Ok(Some(k)) if best.map_or(true, |b| k < b.0) => best = Some((k, i)),
+                    Ok(_) => {}
+                    // Every worker sends the same epochs: the first to hang
+                    // up at an epoch's start means the end; elsewhere, a
+                    // failure its join reports.
+                    Err(()) => return Ok(peaks),
+                }
             }
-        }
-        // Keys are unique across shards: an unstable sort is deterministic.
-        order.sort_unstable_by_key(|o| o.0);
-        for &(_, s, start, end) in &order {
-            if let Some(bytes) = epoch.get(s).and_then(|c| c.data.get(start..end)) {
+            let Some((_, i)) = best else {
+                break;
+            };
+            let Some(s) = streams.get_mut(i) else {
+                break;
+            };
+            let end = s.cur.index.get(s.next).map_or(s.start, |r| r.1);
+            if let Some(bytes) = s.cur.data.get(s.start..end) {
                 out.write_all(bytes)?;
             }
+            s.start = end;
+            s.next += 1;
         }
-        // Worker `i`'s chunks are `epoch[i + 1]`: give their buffers back.
-        for (c, back) in epoch.drain(..).skip(1).zip(returns) {
-            let _ = back.try_send(c);
+        levels.resize_with(streams.len(), Vec::new);
+        for (l, s) in levels.iter_mut().zip(&mut streams) {
+            l.clear();
+            l.append(&mut s.levels);
         }
+        peaks.epoch(&levels);
+        sessions.store(streams.iter().map(|s| s.sessions).sum(), Ordering::Relaxed);
     }
-    Ok(peaks)
 }
 
-/// Emptied buffers travelling back, so that each epoch reuses the memory of
-/// an earlier one instead of allocating (and faulting in) megabytes afresh:
-/// a worker gives its input batches back to the reader and takes back its
-/// rendered chunks from the merger. Bounded channels; when one is full the
-/// buffer is simply freed.
-struct Spare {
-    give: SyncSender<Batch>,
-    take: Receiver<Chunks>,
+/// What one worker does (see "Design").
+struct Job<'a> {
+    me: usize,
+    shards: usize,
+    paths: &'a [PathBuf],
+    /// For the reader duties: the whole run's limits.
+    front_cfg: Config,
+    /// For this shard's flows: its share of them.
+    back_cfg: Config,
+    format: Format,
+    tx: SyncSender<Part>,
+    /// Emptied buffers back from the merger (see [`Outbox`]).
+    spare: Receiver<Chunks>,
+    sessions: &'a AtomicU64,
+    tuning: Tuning,
 }
 
-fn worker(
-    cfg: Config,
-    format: &Format,
-    rx: Receiver<Batch>,
-    tx: SyncSender<Chunks>,
-    spare: Spare,
-) -> io::Result<StatsRecord> {
-    let mut an = Analyzer::new(cfg, ShardSink::new(format));
-    an.trace_levels();
-    let mut log = LevelLog::default();
-    while let Ok(mut batch) = rx.recv() {
-        for item in &batch.items {
-            match *item {
-                Item::BeginFile(base) => an.begin_file_at(base),
-                Item::Tick { packet, clock } => {
-                    an.sink_mut().at(packet, 0);
-                    an.advance_clock(clock)?;
-                    log.step(&mut an, packet, 0);
+/// How a worker ended.
+struct Done {
+    back: StatsRecord,
+    /// Worker 0's reader statistics (packets, skips, IP layer).
+    front: Option<StatsRecord>,
+    capture_error: Option<CaptureError>,
+}
+
+/// How often (packets) worker 0 reports progress, as `pipeline::run_files`.
+const PROGRESS_PACKETS: u64 = 4096;
+
+impl Job<'_> {
+    fn run(self, progress: &mut dyn Progress) -> io::Result<Done> {
+        let Job {
+            me,
+            shards,
+            paths,
+            front_cfg,
+            back_cfg,
+            format,
+            tx,
+            spare,
+            sessions,
+            tuning,
+        } = self;
+        let reports = me == 0;
+        let outbox = Outbox::new(Some(tx), Some(spare), tuning.part_bytes);
+        // Worker 0's reader records go into its stream; the others' copies
+        // are dropped.
+        let front_box = if reports {
+            outbox.clone()
+        } else {
+            Outbox::new(None, None, tuning.part_bytes)
+        };
+        let mut front = Analyzer::new(front_cfg, ShardSink::new(&format, &front_box));
+        let mut back = Analyzer::new(back_cfg, ShardSink::new(&format, &outbox));
+        back.trace_levels();
+        let mut log = LevelLog::default();
+        let mut clock = Clock {
+            now: None,
+            next_check_secs: i64::MIN,
+        };
+        let mut global: u64 = 0;
+        let mut in_epoch = 0usize;
+        let mut epoch_bytes = 0usize;
+        let mut capture_error = None;
+        let mut notices = Vec::new();
+        let mut failed = None;
+        // Sends one epoch; false when the merger has gone (it failed).
+        let send_epoch = |back: &Analyzer<ShardSink>, log: &mut LevelLog| {
+            if !reports {
+                front_box.borrow_mut().send(true, &mut Vec::new(), 0);
+            }
+            outbox
+                .borrow_mut()
+                .send(true, &mut log.steps, back.sessions())
+        };
+        let found = || sessions.load(Ordering::Relaxed);
+        'files: for (i, path) in paths.iter().enumerate() {
+            let mut rd = match crate::pipeline::open_input(i, path, progress) {
+                Ok(r) => r,
+                Err(e) => {
+                    capture_error = Some(e);
+                    break;
                 }
-                Item::Seg {
-                    packet,
-                    ts,
-                    clock,
-                    src,
-                    dst,
-                    seq,
-                    ack,
-                    flags,
-                    window,
-                    missing,
-                    start,
-                    end,
-                } => {
-                    an.sink_mut().at(packet, 0);
-                    an.advance_clock(clock)?;
-                    log.step(&mut an, packet, 0);
-                    an.sink_mut().at(packet, 1);
-                    let seg = Segment {
-                        src,
-                        dst,
-                        seq,
-                        ack,
-                        flags,
-                        window,
-                        payload: batch.data.get(start..end).unwrap_or(&[]),
-                        missing,
-                    };
-                    an.segment(&seg, packet, ts)?;
-                    log.step(&mut an, packet, 1);
+            };
+            front.begin_file();
+            back.begin_file_at(global);
+            loop {
+                match rd.next_packet() {
+                    Ok(Some(pkt)) => {
+                        global += 1;
+                        front.sink_mut().at(global, 2);
+                        let ts = pkt.ts;
+                        let mut route = |seg: &Segment<'_>, p: PacketNo| {
+                            let (now, fire) = clock.advance(ts);
+                            epoch_bytes += seg.payload.len();
+                            let mine = shards == 1 || shard_of(seg.src, seg.dst, shards) == me;
+                            // Another shard's segment only moves the clock,
+                            // and that only matters when it fires.
+                            if !(mine || fire) || failed.is_some() {
+                                return;
+                            }
+                            let r = (|| {
+                                back.sink_mut().at(p, 0);
+                                back.advance_clock(now)?;
+                                log.step(&mut back, p, 0);
+                                if mine {
+                                    back.sink_mut().at(p, 1);
+                                    back.segment(seg, p, ts)?;
+                                    log.step(&mut back, p, 1);
+                                }
+                                io::Result::Ok(())
+                            })();
+                            if let Err(e) = r {
+                                failed = Some(e);
+                            }
+                        };
+                        front.packet_routed(&pkt, &mut route)?;
+                        if let Some(e) = failed.take() {
+                            return Err(e);
+                        }
+                        in_epoch += 1;
+                        if global % PROGRESS_PACKETS == 0 {
+                            progress.advance(rd.bytes_consumed(), found());
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        capture_error = Some(e);
+                        break 'files;
+                    }
+                }
+                rd.drain_notices(&mut notices);
+                for nt in notices.drain(..) {
+                    front.notice(&nt)?;
+                }
+                // Every worker sees every packet, so all cut epochs at the
+                // same packets.
+                if in_epoch >= tuning.epoch_packets || epoch_bytes >= tuning.epoch_bytes {
+                    if !send_epoch(&back, &mut log) {
+                        return Ok(Done {
+                            back: back.stats(),
+                            front: reports.then(|| front.stats()),
+                            capture_error,
+                        });
+                    }
+                    in_epoch = 0;
+                    epoch_bytes = 0;
                 }
             }
-        }
-        let last = batch.finish.is_some();
-        if let Some(clock) = batch.finish {
-            if let Some(c) = clock {
-                an.sink_mut().at(u64::MAX, 1);
-                an.advance_clock(c)?;
-                log.step(&mut an, u64::MAX, 1);
+            rd.drain_notices(&mut notices);
+            for nt in notices.drain(..) {
+                front.notice(&nt)?;
             }
-            an.sink_mut().at(u64::MAX, 1);
-            an.end_of_input()?;
-            log.step(&mut an, u64::MAX, 1);
+            progress.advance(rd.bytes_consumed(), found());
         }
-        let mut chunks = an.sink_mut().take(spare.take.try_recv().ok());
-        chunks.levels.append(&mut log.steps);
-        chunks.sessions = an.sessions();
-        if tx.send(chunks).is_err() || last {
-            break;
+        progress.done();
+        front.sink_mut().at(u64::MAX, 0);
+        front.end_of_input()?;
+        if let Some(c) = clock.now {
+            back.sink_mut().at(u64::MAX, 1);
+            back.advance_clock(c)?;
+            log.step(&mut back, u64::MAX, 1);
         }
-        batch.items.clear();
-        batch.data.clear();
-        let _ = spare.give.try_send(batch);
+        back.sink_mut().at(u64::MAX, 1);
+        back.end_of_input()?;
+        log.step(&mut back, u64::MAX, 1);
+        send_epoch(&back, &mut log);
+        Ok(Done {
+            back: back.stats(),
+            front: reports.then(|| front.stats()),
+            capture_error,
+        })
     }
-    Ok(an.stats())
 }
 
 /// A worker's flow-table levels as steps keyed like its records (see
@@ -660,149 +910,8 @@ impl Clock {
     }
 }
 
-type ReaderResult = io::Result<(StatsRecord, Option<CaptureError>)>;
-
-/// Where the reader sends its work.
-struct Outputs {
-    workers: Vec<SyncSender<Batch>>,
-    /// Emptied batches coming back from each worker (see [`Spare`]).
-    returned: Vec<Receiver<Batch>>,
-    merger: SyncSender<Chunks>,
-}
-
-/// How often (packets) the reader reports progress, as `pipeline::run_files`.
-const PROGRESS_PACKETS: u64 = 4096;
-
-fn reader(
-    paths: &[PathBuf],
-    cfg: Config,
-    format: &Format,
-    to: Outputs,
-    progress: &mut (dyn Progress + Send),
-    sessions: &AtomicU64,
-) -> ReaderResult {
-    let Outputs {
-        workers: to_workers,
-        returned,
-        merger: to_merger,
-    } = to;
-    let n = to_workers.len();
-    let mut an = Analyzer::new(cfg, ShardSink::new(format));
-    let mut batches: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();
-    let mut clock = Clock {
-        now: None,
-        next_check_secs: i64::MIN,
-    };
-    let mut global: u64 = 0;
-    let mut in_epoch = 0usize;
-    let mut epoch_bytes = 0usize;
-    let mut capture_error = None;
-    let mut notices = Vec::new();
-    // Sends one epoch to everyone; false when the merger has gone (it failed).
-    let send_epoch = |batches: &mut Vec<Batch>, an: &mut Analyzer<ShardSink>| -> bool {
-        for ((b, tx), back) in batches.iter_mut().zip(&to_workers).zip(&returned) {
-            let next = back.try_recv().unwrap_or_default();
-            if tx.send(std::mem::replace(b, next)).is_err() {
-                return false;
-            }
-        }
-        to_merger.send(an.sink_mut().take(None)).is_ok()
-    };
-    let found = || sessions.load(Ordering::Relaxed);
-    'files: for (i, path) in paths.iter().enumerate() {
-        let mut rd = match crate::pipeline::open_input(i, path, progress) {
-            Ok(r) => r,
-            Err(e) => {
-                capture_error = Some(e);
-                break;
-            }
-        };
-        an.begin_file();
-        for b in batches.iter_mut() {
-            b.items.push(Item::BeginFile(global));
-        }
-        loop {
-            match rd.next_packet() {
-                Ok(Some(pkt)) => {
-                    global += 1;
-                    let packet = global;
-                    an.sink_mut().at(packet, 2);
-                    let ts = pkt.ts;
-                    let mut route = |seg: &Segment<'_>, p: PacketNo| {
-                        let (now, fire) = clock.advance(ts);
-                        let w = shard_of(seg.src, seg.dst, n);
-                        if fire {
-                            for (i, b) in batches.iter_mut().enumerate() {
-                                if i != w {
-                                    b.items.push(Item::Tick {
-                                        packet: p,
-                                        clock: now,
-                                    });
-                                }
-                            }
-                        }
-                        if let Some(b) = batches.get_mut(w) {
-                            let start = b.data.len();
-                            b.data.extend_from_slice(seg.payload);
-                            b.items.push(Item::Seg {
-                                packet: p,
-                                ts,
-                                clock: now,
-                                src: seg.src,
-                                dst: seg.dst,
-                                seq: seg.seq,
-                                ack: seg.ack,
-                                flags: seg.flags,
-                                window: seg.window,
-                                missing: seg.missing,
-                                start,
-                                end: b.data.len(),
-                            });
-                        }
-                        epoch_bytes += seg.payload.len();
-                    };
-                    an.packet_routed(&pkt, &mut route)?;
-                    in_epoch += 1;
-                    if global % PROGRESS_PACKETS == 0 {
-                        progress.advance(rd.bytes_consumed(), found());
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    capture_error = Some(e);
-                    break 'files;
-                }
-            }
-            rd.drain_notices(&mut notices);
-            for nt in notices.drain(..) {
-                an.notice(&nt)?;
-            }
-            if in_epoch >= EPOCH_PACKETS || epoch_bytes >= EPOCH_BYTES {
-                if !send_epoch(&mut batches, &mut an) {
-                    return Ok((an.stats(), capture_error));
-                }
-                in_epoch = 0;
-                epoch_bytes = 0;
-            }
-        }
-        rd.drain_notices(&mut notices);
-        for nt in notices.drain(..) {
-            an.notice(&nt)?;
-        }
-        progress.advance(rd.bytes_consumed(), found());
-    }
-    progress.done();
-    an.sink_mut().at(u64::MAX, 0);
-    an.end_of_input()?;
-    for b in batches.iter_mut() {
-        b.finish = Some(clock.now);
-    }
-    send_epoch(&mut batches, &mut an);
-    Ok((an.stats(), capture_error))
-}
-
-/// The statistics of the whole run from the shards' (the reader's included):
-/// sums, except `tcp_peak_*` counters, the largest of any shard.
+/// The statistics of the whole run from the shards' (and worker 0's
+/// per-packet counts): sums, except `tcp_peak_*` counters, the largest of any shard.
 pub fn sum_stats(parts: &[StatsRecord]) -> StatsRecord {
     fn add(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>, peak_max: bool) {
         for (k, v) in from {
@@ -836,9 +945,22 @@ mod tests {
     use crate::pipeline::{self, NoProgress};
     use crate::synth::gen::{generate, GenConfig};
 
+    /// A writer into a shared buffer: a `Tee` needs `'static` sinks.
+    #[derive(Clone, Default)]
+    struct Shared(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     fn single(paths: &[PathBuf], cfg: &Config, format: &Format) -> (Vec<u8>, StatsRecord) {
-        // Writers into a shared buffer: a `Tee` needs `'static` sinks.
-        let w = ChunkWriter::default();
+        let w = Shared::default();
         let sink: Box<dyn Sink> = match format {
             Format::Json => Box::new(JsonSink::new(w.clone())),
             Format::Transcript(o) => Box::new(TranscriptSink::new(w.clone(), o.clone())),
@@ -850,20 +972,29 @@ mod tests {
         (out, r.stats)
     }
 
+    /// Epochs of three packets, and every record a part of its own.
+    const TINY: Tuning = Tuning {
+        epoch_packets: 3,
+        epoch_bytes: 100,
+        part_bytes: 1,
+    };
+
     fn sharded(
         paths: &[PathBuf],
         cfg: &Config,
         n: usize,
         format: &Format,
+        tuning: Tuning,
     ) -> (Vec<u8>, StatsRecord) {
         let mut out = Vec::new();
-        let r = run_files(
+        let r = run_tuned(
             paths,
             cfg.clone(),
             n,
             format.clone(),
             &mut out,
             &mut NoProgress,
+            tuning,
         )
         .unwrap();
         (out, r.stats)
@@ -881,15 +1012,22 @@ mod tests {
         for format in &formats {
             let (want, s1) = single(paths, cfg, format);
             assert!(!want.is_empty());
-            for n in [1, 2, 3, 5] {
-                let (got, s2) = sharded(paths, cfg, n, format);
+            for (n, tuning) in [
+                (1, Tuning::default()),
+                (2, Tuning::default()),
+                (3, Tuning::default()),
+                (5, Tuning::default()),
+                (1, TINY),
+                (3, TINY),
+            ] {
+                let (got, s2) = sharded(paths, cfg, n, format, tuning);
                 // Compared as text: a difference shows where it is.
                 assert_eq!(
                     String::from_utf8_lossy(&want),
                     String::from_utf8_lossy(&got),
-                    "{paths:?} {format:?} threads {n}"
+                    "{paths:?} {format:?} threads {n} {tuning:?}"
                 );
-                assert_eq!(s1, s2, "{paths:?} {format:?} threads {n}");
+                assert_eq!(s1, s2, "{paths:?} {format:?} threads {n} {tuning:?}");
             }
             stats = s1;
         }
@@ -1018,10 +1156,6 @@ mod tests {
 
     #[test]
     fn peaks_add_shards_in_single_threaded_order() {
-        let chunks = |levels: Vec<(Key, Level)>| Chunks {
-            levels,
-            ..Default::default()
-        };
         let rest = |packet| (packet, 1, u8::MAX, u64::MAX, u32::MAX);
         // Packet 1: shard 1 opens a flow holding 900 bytes; packet 2: shard
         // 2 one holding 1000. Then packet 9 times both out, in the single
@@ -1030,15 +1164,13 @@ mod tests {
         let run = |order1: u64, order2: u64| {
             let mut p = Peaks::default();
             p.epoch(&[
-                chunks(vec![]),
-                chunks(vec![(rest(1), level(1, 900, 900))]),
-                chunks(vec![(rest(2), level(1, 1000, 1000))]),
+                vec![(rest(1), level(1, 900, 900))],
+                vec![(rest(2), level(1, 1000, 1000))],
             ]);
             assert_eq!((p.flows, p.memory), (2, 1900));
             p.epoch(&[
-                chunks(vec![]),
-                chunks(vec![((9, 0, 1, order1, 0), level(0, 0, 5000))]),
-                chunks(vec![((9, 0, 1, order2, 0), level(0, 0, 1000))]),
+                vec![((9, 0, 1, order1, 0), level(0, 0, 5000))],
+                vec![((9, 0, 1, order2, 0), level(0, 0, 1000))],
             ]);
             (p.flows, p.memory)
         };

@@ -20,6 +20,7 @@
 
 mod close;
 mod deflate;
+pub mod pool;
 mod utf8;
 
 pub use close::{close_code_valid, parse_close, CloseInfo};
@@ -172,8 +173,9 @@ pub struct MessageStats {
     pub orphan_events: u64,
 }
 
-/// Buffers above this size are given back after the message that grew them.
-const RETAINED_BYTES: usize = 64 * 1024;
+/// Buffers above this size go back to the [`pool`] after the message that
+/// grew them.
+const RETAINED_BYTES: usize = pool::SMALL_BYTES;
 const RETAINED_ENTRIES: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,15 +213,21 @@ struct Body {
 
 impl Body {
     fn reset(&mut self, limit: usize, text: bool) {
-        self.payload.clear();
-        if self.payload.capacity() > RETAINED_BYTES {
-            self.payload.shrink_to(RETAINED_BYTES);
-        }
+        self.release();
         self.limit = limit;
         self.len = 0;
         self.truncated = false;
         self.text = text;
         self.utf8.reset();
+    }
+
+    /// Empties the payload; a large buffer goes back to the pool.
+    fn release(&mut self) {
+        if self.payload.capacity() > RETAINED_BYTES {
+            pool::give(std::mem::take(&mut self.payload));
+        } else {
+            self.payload.clear();
+        }
     }
 
     /// Room for `extra` more bytes without the capacity passing the limit.
@@ -229,6 +237,14 @@ impl Body {
             let target = (self.payload.capacity() * 2)
                 .max(need)
                 .min(self.limit.max(need));
+            if target > RETAINED_BYTES {
+                if let Some(mut big) = pool::take(target) {
+                    big.extend_from_slice(&self.payload);
+                    let small = std::mem::replace(&mut self.payload, big);
+                    pool::give(small);
+                    return;
+                }
+            }
             self.payload.reserve_exact(target - self.payload.len());
         }
     }
@@ -1078,6 +1094,9 @@ impl Assembler {
             inflate_failed: msg.inflate_failed,
         };
         out(Output::Message(m));
+        // Free for the next message of any direction, not held while this
+        // one is idle.
+        msg.body.release();
     }
 }
 
