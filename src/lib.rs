@@ -5,10 +5,7 @@
 //! [`ws`] → [`message`] → [`session`] → [`sink`]. [`pipeline`] wires them for
 //! one run. [`replay`] is used only by `wsreplay`, and depends on [`session`]
 //! and [`ws`], never on capture.
-// `deny`, not `forbid`: one function may map capture files into memory
-// (`capture::source::map_window`, measured in BENCHMARKS.md); nothing else
-// is `unsafe`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod capture;
 pub mod decode;

@@ -726,7 +726,6 @@ impl Job<'_> {
             tuning,
         } = self;
         let reports = me == 0;
-        let no_mmap = front_cfg.no_mmap;
         let outbox = Outbox::new(Some(tx), Some(spare), tuning.part_bytes);
         // Worker 0's reader records go into its stream; the others' copies
         // are dropped.
@@ -760,7 +759,7 @@ impl Job<'_> {
         };
         let found = || sessions.load(Ordering::Relaxed);
         'files: for (i, path) in paths.iter().enumerate() {
-            let mut rd = match crate::pipeline::open_input(i, path, no_mmap, progress) {
+            let mut rd = match crate::pipeline::open_input(i, path, progress) {
                 Ok(r) => r,
                 Err(e) => {
                     capture_error = Some(e);

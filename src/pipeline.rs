@@ -31,9 +31,6 @@ pub struct Config {
     pub tcp: TcpConfig,
     pub http: HttpLimits,
     pub message: MessageConfig,
-    /// Read files through `read` instead of mapping them into memory
-    /// ([`crate::capture::CaptureReader::open_mapped`]).
-    pub no_mmap: bool,
 }
 
 /// Maps global packet ordinals back to (input file, packet number in it).
@@ -1184,14 +1181,9 @@ impl Progress for NoProgress {}
 pub(crate) fn open_input(
     index: usize,
     path: &std::path::Path,
-    no_mmap: bool,
     progress: &mut dyn Progress,
 ) -> Result<crate::capture::CaptureReader, crate::capture::CaptureError> {
-    let reader = if no_mmap {
-        crate::capture::CaptureReader::open(path)?
-    } else {
-        crate::capture::CaptureReader::open_mapped(path)?
-    };
+    let reader = crate::capture::CaptureReader::open(path)?;
     let size = std::fs::metadata(path).ok().map(|m| m.len());
     progress.file(index, &path.display().to_string(), size);
     Ok(reader)
@@ -1206,12 +1198,11 @@ pub fn run_files<S: Sink>(
     sink: S,
     progress: &mut dyn Progress,
 ) -> io::Result<RunOutcome<S>> {
-    let no_mmap = cfg.no_mmap;
     let mut an = Analyzer::new(cfg, sink);
     let mut capture_error = None;
     let mut notices = Vec::new();
     'files: for (i, path) in paths.iter().enumerate() {
-        let mut reader = match open_input(i, path, no_mmap, progress) {
+        let mut reader = match open_input(i, path, progress) {
             Ok(r) => r,
             Err(e) => {
                 capture_error = Some(e);

@@ -14,7 +14,7 @@ mod source;
 mod tests;
 
 pub use error::{CaptureError, CaptureErrorKind};
-pub use source::{MAP_WINDOW, READ_BUFFER};
+pub use source::READ_BUFFER;
 
 use crate::types::{PacketNo, Timestamp};
 use source::Source;
@@ -143,33 +143,6 @@ impl CaptureReader {
         Self::with_buffer(Box::new(file), &name, capacity)
     }
 
-    /// As [`CaptureReader::open`], but a regular, uncompressed file is
-    /// mapped into memory window by window ([`MAP_WINDOW`]) instead of read
-    /// through a buffer, which spares copying every byte. Anything else is
-    /// opened as `open` does.
-    pub fn open_mapped(path: &Path) -> Result<Self, CaptureError> {
-        let name = path.display().to_string();
-        let io_err = |e| CaptureError {
-            path: name.clone(),
-            offset: 0,
-            kind: CaptureErrorKind::Io(e),
-            decompressed: false,
-        };
-        if path.as_os_str() == "-" {
-            return Self::open(path);
-        }
-        let file = std::fs::File::open(path).map_err(io_err)?;
-        if !file.metadata().map_err(io_err)?.file_type().is_file() {
-            return Self::open(path);
-        }
-        let mut src = Source::mapped(file).map_err(io_err)?;
-        let got = src.fill(2).map_err(io_err)?;
-        if got >= 2 && src.peek(0, 2) == [0x1f, 0x8b] {
-            return Self::open(path);
-        }
-        Self::from_source(name, src, false)
-    }
-
     /// Reads a capture from any byte stream; `name` is used in error messages.
     pub fn from_reader(r: Box<dyn Read + Send>, name: &str) -> Result<Self, CaptureError> {
         Self::with_buffer(r, name, READ_BUFFER)
@@ -186,13 +159,9 @@ impl CaptureReader {
             kind: CaptureErrorKind::Io(e),
             decompressed: false,
         })?;
-        Self::from_source(name.to_string(), Source::new(reader, capacity), gzip)
-    }
-
-    fn from_source(name: String, src: Source, gzip: bool) -> Result<Self, CaptureError> {
         let mut me = CaptureReader {
-            name,
-            src,
+            name: name.to_string(),
+            src: Source::new(reader, capacity),
             format: Format::Pcapng(pcapng::State::default()),
             gzip,
             packets: 0,

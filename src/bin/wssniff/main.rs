@@ -258,13 +258,6 @@ struct LimitArgs {
     /// Which bytes win when overlapping TCP segments disagree
     #[arg(long, value_enum, default_value = "first", help_heading = "Limits")]
     overlap: OverlapArg,
-
-    /// Read capture files through read(2) instead of mapping them into
-    /// memory. Mapping is faster, but a file truncated while it is read
-    /// kills the process (SIGBUS); use this on captures another program may
-    /// still shorten. Output is the same either way.
-    #[arg(long, help_heading = "Input")]
-    no_mmap: bool,
 }
 
 impl LimitArgs {
@@ -288,7 +281,6 @@ impl LimitArgs {
         };
         cfg.http.max_head_bytes = self.max_handshake;
         cfg.http.max_headers = self.max_headers;
-        cfg.no_mmap = self.no_mmap;
         cfg
     }
 }
