@@ -168,7 +168,10 @@ pub fn preview(payload: &[u8], is_text: bool, max: usize) -> String {
         return s;
     }
     if is_text {
-        if let Ok(text) = std::str::from_utf8(payload) {
+        // The whole payload decides text or hex, so it is all validated:
+        // with SIMD, since std's scalar check cost more than the rest of
+        // the transcript on large messages.
+        if let Ok(text) = simdutf8::basic::from_utf8(payload) {
             s.push('"');
             for (n, ch) in text.chars().enumerate() {
                 if n >= max {
