@@ -27,6 +27,10 @@ run() {
   local runs=${RUNS_OVERRIDE:-$RUNS} times=() cpus=() rss=0
   for _ in $(seq "$runs"); do
     [ -n "${PRE:-}" ] && eval "$PRE"
+    # Warm before every run: this machine's kernel pages out idle page
+    # cache (DAMON's pageout scheme), which would otherwise make some runs
+    # read from disk.
+    cat "$file" > /dev/null
     local out
     # time's own report goes to a file: the command's stderr is discarded.
     "$TIME" -o "$WORK/time.out" -f '%e %M %U %S' "$@" >/dev/null 2>/dev/null || true
