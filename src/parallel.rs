@@ -1181,12 +1181,51 @@ mod tests {
     }
 
     #[test]
+    fn only_regular_uncompressed_files_are_read_by_every_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.pcap");
+        let gz = dir.path().join("a.pcap.gz");
+        std::fs::write(&plain, [0xd4, 0xc3, 0xb2, 0xa1]).unwrap();
+        std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(can_shard(std::slice::from_ref(&plain)));
+        assert!(!can_shard(&[plain.clone(), gz]));
+        assert!(!can_shard(&[plain.clone(), PathBuf::from("-")]));
+        assert!(!can_shard(&[dir.path().to_path_buf()]));
+        // A file that cannot be opened is left to the reader to report.
+        assert!(!can_shard(&[dir.path().join("missing")]));
+    }
+
+    #[test]
     fn shard_of_is_symmetric_and_in_range() {
         let a: SocketAddr = "10.0.0.1:1234".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
         for n in 1..8 {
             assert_eq!(shard_of(a, b, n), shard_of(b, a, n));
             assert!(shard_of(a, b, n) < n);
+        }
+    }
+
+    #[test]
+    fn shard_of_spreads_clients_of_one_server_evenly() {
+        // The usual shape: one server, many clients on nearby ports and
+        // addresses; v4 and v6.
+        for server in ["10.0.0.2:443", "[2001:db8::2]:443"] {
+            let server: SocketAddr = server.parse().unwrap();
+            for n in [2usize, 3, 5] {
+                let mut count = vec![0usize; n];
+                for i in 0..3000u32 {
+                    let ip = if server.is_ipv4() {
+                        format!("10.0.{}.{}:{}", i % 7, i % 250, 40000 + i)
+                    } else {
+                        format!("[2001:db8::{:x}]:{}", i % 250, 40000 + i)
+                    };
+                    count[shard_of(ip.parse().unwrap(), server, n)] += 1;
+                }
+                let even = 3000 / n;
+                for c in &count {
+                    assert!(c.abs_diff(even) < even / 10, "{server} {n}: {count:?}");
+                }
+            }
         }
     }
 }
