@@ -121,7 +121,7 @@ pub fn write_har<'a>(
         },
     )?;
     out.write_all(b",\"pages\":[],\"entries\":[")?;
-    let mut line = String::new();
+    let mut line = Vec::new();
     for (i, s) in sessions.into_iter().enumerate() {
         out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
         write_entry(out, root, s, &mut line)?;
@@ -133,7 +133,7 @@ fn write_entry(
     out: &mut dyn Write,
     root: &Path,
     s: &ManifestSession,
-    line: &mut String,
+    line: &mut Vec<u8>,
 ) -> io::Result<()> {
     let dir = root.join(&s.path);
     let req = parse_head(&read_head(&dir.join(export_names::REQUEST))?);
@@ -191,20 +191,23 @@ fn write_entry(
     out.write_all(b"]}")
 }
 
-fn write_messages(out: &mut dyn Write, path: &Path, line: &mut String) -> io::Result<()> {
+fn write_messages(out: &mut dyn Write, path: &Path, line: &mut Vec<u8>) -> io::Result<()> {
     let mut reader = BufReader::new(open_nofollow(path)?);
     let mut first = true;
     let mut lineno = 0u64;
     loop {
         line.clear();
-        if reader.read_line(line)? == 0 {
+        // Bytes, not a String: serde_json checks the UTF-8 of what it
+        // parses, and a separate check of every line was a twentieth of an
+        // export.
+        if reader.read_until(b'\n', line)? == 0 {
             return Ok(());
         }
         lineno += 1;
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        let rec: MessageRecord = serde_json::from_str(line).map_err(|e| {
+        let rec: MessageRecord = serde_json::from_slice(line).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{} line {lineno}: {e}", path.display()),
