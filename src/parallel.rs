@@ -396,7 +396,7 @@ pub fn can_shard(paths: &[PathBuf]) -> bool {
         regular
             && std::fs::File::open(p)
                 .and_then(|mut f| f.read_exact(&mut magic))
-                .map_or(true, |()| magic != [0x1f, 0x8b])
+                .map_or(true, |()| magic != crate::capture::GZIP_MAGIC)
     })
 }
 

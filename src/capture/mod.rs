@@ -24,6 +24,8 @@ use std::path::Path;
 /// Largest captured length of one packet that is accepted; larger values are
 /// refused before any allocation (they mean a corrupt file).
 pub const MAX_CAPLEN: u32 = 262_144;
+/// The first bytes of a gzip stream: such input is inflated as it is read.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Largest pcapng block accepted.
 pub const MAX_BLOCK: u32 = 16 * 1024 * 1024;
 /// Most notices held between two `drain_notices` calls; beyond that they are
@@ -440,7 +442,7 @@ fn sniff_gzip(mut r: Box<dyn Read + Send>) -> std::io::Result<(Box<dyn Read + Se
     }
     let prefix = std::io::Cursor::new(head[..got].to_vec());
     let chained: Box<dyn Read + Send> = Box::new(prefix.chain(r));
-    if got == 2 && head == [0x1f, 0x8b] {
+    if got == 2 && head == GZIP_MAGIC {
         Ok((Box::new(flate2::read::MultiGzDecoder::new(chained)), true))
     } else {
         Ok((chained, false))
