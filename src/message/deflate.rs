@@ -26,8 +26,14 @@ pub struct DeflateParams {
 /// (the end of an empty stored block), which the receiver puts back.
 pub const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// Size of the reused output buffer of the inflater.
+/// Size of the output buffer inflaters write into: one per thread, shared
+/// by all of its inflaters (one per compressed direction, hundreds at
+/// once on a busy capture), not one each.
 const INFLATE_CHUNK: usize = 32 * 1024;
+
+thread_local! {
+    static INFLATE_OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// A parameter of an extension, with its value if it had one.
 pub type ExtensionParam = (String, Option<String>);
@@ -162,7 +168,6 @@ pub enum Inflated {
 /// (messages, or frames for per-frame compression) unless told not to.
 pub struct Inflater {
     d: Decompress,
-    out: Box<[u8]>,
     pub params: DeflateParams,
     /// False once the window no longer matches the sender's (a gap, an error,
     /// a stopped message): the next unit starts from a fresh window.
@@ -175,7 +180,6 @@ impl Inflater {
     pub fn new(params: DeflateParams) -> Self {
         Inflater {
             d: Decompress::new(false),
-            out: vec![0u8; INFLATE_CHUNK].into_boxed_slice(),
             params,
             window_valid: true,
             ended: false,
@@ -203,7 +207,24 @@ impl Inflater {
     /// `INFLATE_CHUNK` bytes. `work` counts output and stops at `max_work`.
     pub fn feed(
         &mut self,
+        input: &[u8],
+        work: &mut u64,
+        max_work: u64,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Inflated {
+        // Taken, not borrowed, from the thread's slot: a sink that inflated
+        // something itself would find it empty and use a buffer of its own.
+        let mut out = INFLATE_OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+        out.resize(INFLATE_CHUNK, 0);
+        let r = self.feed_into(input, &mut out, work, max_work, sink);
+        INFLATE_OUT.with(|o| *o.borrow_mut() = out);
+        r
+    }
+
+    fn feed_into(
+        &mut self,
         mut input: &[u8],
+        out: &mut [u8],
         work: &mut u64,
         max_work: u64,
         sink: &mut dyn FnMut(&[u8]),
@@ -216,15 +237,13 @@ impl Inflater {
         }
         loop {
             let (in0, out0) = (self.d.total_in(), self.d.total_out());
-            let res = self
-                .d
-                .decompress(input, &mut self.out, FlushDecompress::None);
+            let res = self.d.decompress(input, out, FlushDecompress::None);
             let used = (self.d.total_in() - in0) as usize;
-            let produced = ((self.d.total_out() - out0) as usize).min(self.out.len());
+            let produced = ((self.d.total_out() - out0) as usize).min(out.len());
             consumed += used;
             input = input.get(used..).unwrap_or(&[]);
             if produced > 0 {
-                sink(self.out.get(..produced).unwrap_or(&[]));
+                sink(out.get(..produced).unwrap_or(&[]));
             }
             *work += produced as u64;
             match res {
@@ -247,7 +266,7 @@ impl Inflater {
                 self.window_valid = false;
                 return Inflated::WorkLimit { consumed };
             }
-            let out_full = produced == self.out.len();
+            let out_full = produced == out.len();
             if (input.is_empty() && !out_full) || (used == 0 && produced == 0) {
                 return Inflated::Ok;
             }
