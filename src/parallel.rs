@@ -72,8 +72,8 @@
 //! # The one intended difference
 //!
 //! Limits that are global in a single-threaded run (`--max-flows`,
-//! `--memcap`) are per shard (limit / N): output differs only when one of
-//! them is hit.
+//! `--memcap`, `--max-inflaters`) are per shard (limit / N): output differs
+//! only when one of them is hit.
 //!
 //! `--export` runs single-threaded (the CLI's choice): its files are written
 //! per session by one writer.
@@ -381,6 +381,7 @@ fn shard_config(cfg: &Config, shards: usize) -> Config {
     let mut c = cfg.clone();
     c.tcp.max_flows = (c.tcp.max_flows / shards).max(1);
     c.tcp.memcap = (c.tcp.memcap / shards).max(1);
+    c.message.max_inflaters = (c.message.max_inflaters / shards).max(1);
     c
 }
 

@@ -216,8 +216,17 @@ const SERVER: &str = "10.0.0.2:80";
 /// Emits the TCP and WebSocket handshakes (with `extensions` offered and
 /// accepted); returns the next client and server sequence numbers.
 fn open_session(emit: Emit<'_>, ts: Timestamp, extensions: Option<&str>) -> (u32, u32) {
+    open_session_from(emit, ts, extensions, CLIENT.parse().unwrap())
+}
+
+/// [`open_session`] from client `c`.
+fn open_session_from(
+    emit: Emit<'_>,
+    ts: Timestamp,
+    extensions: Option<&str>,
+    c: SocketAddr,
+) -> (u32, u32) {
     let key = "dGhlIHNhbXBsZSBub25jZQ==";
-    let c: SocketAddr = CLIENT.parse().unwrap();
     let s: SocketAddr = SERVER.parse().unwrap();
     let mut buf = Vec::new();
     let (mut cs, mut ss) = (1000u32, 50_000u32);
@@ -394,4 +403,71 @@ fn deflate_bomb_stays_under_the_inflate_limit() {
     // The constant: the compressed frame itself (kept as the wire bytes) and
     // the inflater's state and scratch space.
     assert!(peak < limit + (4 << 20), "peak {:.2} MiB", mib(peak));
+}
+
+/// `sessions` sessions that negotiate permessage-deflate and stay open, the
+/// server sending each client one compressed text message.
+fn compressed_sessions(sessions: u32) -> impl FnOnce(Emit<'_>) {
+    use flate2::{Compress, Compression};
+    move |emit| {
+        let s: SocketAddr = SERVER.parse().unwrap();
+        let ts = Timestamp::new(1_700_000_000, 0);
+        let mut buf = Vec::new();
+        for i in 0..sessions {
+            let c = SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 40_000));
+            let (cs, ss) = open_session_from(emit, ts, Some("permessage-deflate"), c);
+            let mut z = Compress::new(Compression::default(), false);
+            let mut frame = Vec::new();
+            let text = format!("hello from the server to client {i}");
+            let comp = sws::deflate_message(&mut z, text.as_bytes());
+            sws::frame(&mut frame, true, 0b100, 1, None, &comp);
+            tcp_packet(
+                &mut buf,
+                s,
+                c,
+                ss,
+                cs,
+                flags::ACK | flags::PSH,
+                65535,
+                &frame,
+            );
+            emit(ts, &buf);
+        }
+    }
+}
+
+/// Each direction being inflated keeps zlib's state and window (about
+/// 47 KiB); `max_inflaters` bounds how many there are, and every message
+/// beyond it is named.
+#[test]
+fn live_inflaters_are_bounded() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const SESSIONS: u32 = 3000;
+    const LIMIT: usize = 500;
+    let mut cfg = Config::default();
+    cfg.message.max_inflaters = SESSIONS as usize;
+    let (all, s_all) = peak_during(cfg.clone(), compressed_sessions(SESSIONS));
+    cfg.message.max_inflaters = LIMIT;
+    let (bounded, s_bounded) = peak_during(cfg, compressed_sessions(SESSIONS));
+    let refused = SESSIONS as usize - LIMIT;
+    println!(
+        "{SESSIONS} compressed sessions: peak heap {:.2} MiB with an inflater each, {:.2} MiB with at most {LIMIT}",
+        mib(all),
+        mib(bounded)
+    );
+    assert_eq!(s_all.sessions, u64::from(SESSIONS));
+    assert_eq!(s_all.anomalies.get("deflate_inflater_limit"), None);
+    assert_eq!(
+        s_bounded.anomalies.get("deflate_inflater_limit").copied(),
+        Some(refused as u64),
+        "{:?}",
+        s_bounded.anomalies
+    );
+    // Each refused inflater saves at least 40 KiB.
+    assert!(
+        bounded + refused * (40 << 10) < all,
+        "bounded {:.2} MiB, all {:.2} MiB",
+        mib(bounded),
+        mib(all)
+    );
 }

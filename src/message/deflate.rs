@@ -33,6 +33,13 @@ const INFLATE_CHUNK: usize = 32 * 1024;
 
 thread_local! {
     static INFLATE_OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Inflaters alive on this thread (see [`Inflater::try_new`]).
+    static LIVE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Inflaters alive on this thread.
+pub fn live_inflaters() -> usize {
+    LIVE.with(|l| l.get())
 }
 
 /// A parameter of an extension, with its value if it had one.
@@ -176,8 +183,22 @@ pub struct Inflater {
     ended: bool,
 }
 
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        LIVE.with(|l| l.set(l.get().saturating_sub(1)));
+    }
+}
+
 impl Inflater {
+    /// A new inflater, unless `max` are alive on this thread already: each
+    /// holds zlib's state and window (about 47 KiB) for as long as its
+    /// direction lives, so their number bounds that memory.
+    pub fn try_new(params: DeflateParams, max: usize) -> Option<Self> {
+        (live_inflaters() < max).then(|| Self::new(params))
+    }
+
     pub fn new(params: DeflateParams) -> Self {
+        LIVE.with(|l| l.set(l.get() + 1));
         Inflater {
             d: Decompress::new(false),
             params,

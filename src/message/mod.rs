@@ -56,6 +56,7 @@ pub const ANOMALIES: &[(&str, &str)] = &[
     ("deflate_error", "invalid compressed data; the rest of the message is kept as the unmasked wire bytes"),
     ("deflate_context_lost", "the shared compression window was lost (gap, error); the message is inflated from a fresh window"),
     ("deflate_trailing_data", "compressed bytes after the final deflate block of a message; ignored"),
+    ("deflate_inflater_limit", "max_inflaters directions were being inflated at once; this compressed message is kept as its unmasked compressed bytes"),
 ];
 
 /// Limits of the message stage, per direction.
@@ -72,6 +73,11 @@ pub struct MessageConfig {
     /// Inflated bytes produced per message, kept or not (default 1 GiB): a
     /// bound on CPU time. Beyond: inflation of the message stops, `deflate_work_limit`.
     pub max_inflate_work: u64,
+    /// Directions inflated at once, per thread (default 2,048): each keeps
+    /// zlib's state and window, about 47 KiB, while it lives. Beyond: a
+    /// direction's compressed message is kept as its compressed bytes,
+    /// `deflate_inflater_limit`, and it tries again at its next message.
+    pub max_inflaters: usize,
     /// Record a [`FrameInfo`] per frame (default true; the export needs them).
     pub keep_frames: bool,
     /// Keep data messages' payload bytes (default true). When false, text
@@ -88,6 +94,7 @@ impl Default for MessageConfig {
             max_fragments: 65_536,
             max_inflated_bytes: 16 << 20,
             max_inflate_work: 1 << 30,
+            max_inflaters: 2048,
             keep_frames: true,
             keep_payloads: true,
         }
@@ -754,9 +761,34 @@ impl Assembler {
     /// Starts a compressed unit in the data message.
     fn begin_unit(&mut self, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
         let Some(params) = self.deflate else { return };
-        let inf = self.inflater.get_or_insert_with(|| Inflater::new(params));
-        let lost = inf.begin();
         self.data.compressed = true;
+        if self.inflater.is_none() {
+            match Inflater::try_new(params, self.cfg.max_inflaters) {
+                Some(mut inf) => {
+                    if self.lost_at.is_some() {
+                        // Earlier units went by uninflated: the window is unknown.
+                        inf.lose_context();
+                    }
+                    self.inflater = Some(inf);
+                }
+                None => {
+                    self.data.unit = Unit::Raw;
+                    self.data.inflate_failed = true;
+                    self.data.body.text = false;
+                    self.lost_at = Some(packet);
+                    let d = format!(
+                        "{} directions are being inflated at once (max_inflaters); this message is kept as its unmasked compressed bytes",
+                        self.cfg.max_inflaters
+                    );
+                    self.anomaly("deflate_inflater_limit", d, packet, ts, out);
+                    return;
+                }
+            }
+        }
+        let Some(inf) = self.inflater.as_mut() else {
+            return;
+        };
+        let lost = inf.begin();
         self.data.unit = Unit::Inflating;
         if lost {
             let at = self

@@ -1027,3 +1027,52 @@ fn counting_only_matches_keeping_but_stores_nothing() {
     }
     assert_eq!(cap, 0);
 }
+
+#[test]
+fn inflater_limit_keeps_compressed_bytes_then_recovers() {
+    for takeover in [false, true] {
+        let c = compress_msgs(&[b"first message", b"second message"], 15, takeover);
+        let p = DeflateParams {
+            per_frame: false,
+            no_context_takeover: !takeover,
+            max_window_bits: 15,
+        };
+        // Room for one more inflater on this thread than there is now.
+        let cfg = MessageConfig {
+            max_inflaters: super::deflate::live_inflaters() + 1,
+            ..MessageConfig::default()
+        };
+        let mut a = Rig::new(cfg.clone(), Some(p));
+        a.frame_split(true, 0b100, TEXT, &c[0], KEY, 1);
+        assert_eq!(a.msgs()[0].payload, b"first message");
+
+        // A second direction finds the limit reached: its message is kept
+        // as the compressed bytes, and named.
+        let mut b = Rig::new(cfg, Some(p));
+        b.frame_split(true, 0b100, TEXT, &c[0], KEY, 2);
+        let m = b.msgs();
+        assert_eq!(b.anoms(), ["deflate_inflater_limit"]);
+        assert!(m[0].compressed && m[0].inflate_failed);
+        assert_eq!(m[0].payload, c[0]);
+        assert_eq!(m[0].utf8_valid, None);
+
+        // Once the first direction is gone, the second inflates again; with
+        // context takeover its window is unknown, which is said.
+        drop(a);
+        b.recs.clear();
+        b.frame_split(true, 0b100, TEXT, &c[if takeover { 1 } else { 0 }], KEY, 1);
+        let m = b.msgs();
+        if takeover {
+            let a = b.anoms();
+            assert_eq!(a[0], "deflate_context_lost");
+            // The message refers back into a window this side never saw:
+            // it fails (wire bytes kept, named) or decodes to something else.
+            assert!(m[0].inflate_failed || m[0].payload != b"second message");
+            assert!(!m[0].inflate_failed || a.contains(&"deflate_error"));
+        } else {
+            assert!(b.anoms().is_empty(), "{:?}", b.anoms());
+            assert_eq!(m[0].payload, b"first message");
+            assert!(!m[0].inflate_failed);
+        }
+    }
+}

@@ -88,6 +88,7 @@ const CRITICAL: &[&str] = &[
     "deflate_context_lost",
     "deflate_limit",
     "deflate_work_limit",
+    "deflate_inflater_limit",
     "http_gap",
     "http_head_too_large",
     "http_pending_client_overflow",

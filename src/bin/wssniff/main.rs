@@ -251,6 +251,15 @@ struct LimitArgs {
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES", help_heading = "Limits")]
     max_inflate_work: u64,
 
+    /// Directions inflated at once (each keeps a 32 KiB window, about 47 KiB in all); beyond, compressed messages are kept compressed
+    #[arg(
+        long,
+        default_value_t = 2048,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    max_inflaters: usize,
+
     /// Client bytes held while an upgrade request waits for its 101 (bytes)
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", help_heading = "Limits")]
     max_pending_client: usize,
@@ -274,6 +283,7 @@ impl LimitArgs {
         cfg.tcp.timeout_established_secs = self.timeout_established;
         cfg.tcp.timeout_closed_secs = self.timeout_closed;
         cfg.message.max_inflate_work = self.max_inflate_work;
+        cfg.message.max_inflaters = self.max_inflaters;
         cfg.http.max_pending_client_bytes = self.max_pending_client;
         cfg.tcp.overlap = match self.overlap {
             OverlapArg::First => wssniff::tcp::OverlapPolicy::First,
