@@ -23,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
         max_fragments: 64,
         max_inflated_bytes: 8192,
         max_inflate_work: 1 << 20,
-        keep_frames: true,
+        max_inflaters: 1,
+        ..MessageConfig::default()
     };
     let mut dec = FrameDecoder::new(FrameConfig {
         expect_masked: dir == Dir::C2s,
