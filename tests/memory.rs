@@ -242,18 +242,33 @@ fn open_session_from(
     emit(ts, &buf);
     cs += req.len() as u32;
     let resp = sws::upgrade_response(key, extensions);
+    push(emit, ts, (s, c), (ss, cs), &resp);
+    (cs, ss + resp.len() as u32)
+}
+
+/// Emits one segment with PSH from `from.0` to `from.1`, at sequence and
+/// acknowledgement numbers `seq_ack`.
+fn push(
+    emit: Emit<'_>,
+    ts: Timestamp,
+    from: (SocketAddr, SocketAddr),
+    seq_ack: (u32, u32),
+    payload: &[u8],
+) {
+    let mut buf = Vec::new();
+    let (src, dst) = from;
+    let (seq, ack) = seq_ack;
     tcp_packet(
         &mut buf,
-        s,
-        c,
-        ss,
-        cs,
+        src,
+        dst,
+        seq,
+        ack,
         flags::ACK | flags::PSH,
         65535,
-        &resp,
+        payload,
     );
     emit(ts, &buf);
-    (cs, ss + resp.len() as u32)
 }
 
 /// A WebSocket session whose server sends `total` bytes of 64 KiB binary
@@ -412,7 +427,6 @@ fn compressed_sessions(sessions: u32) -> impl FnOnce(Emit<'_>) {
     move |emit| {
         let s: SocketAddr = SERVER.parse().unwrap();
         let ts = Timestamp::new(1_700_000_000, 0);
-        let mut buf = Vec::new();
         for i in 0..sessions {
             let c = SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 40_000));
             let (cs, ss) = open_session_from(emit, ts, Some("permessage-deflate"), c);
@@ -421,17 +435,7 @@ fn compressed_sessions(sessions: u32) -> impl FnOnce(Emit<'_>) {
             let text = format!("hello from the server to client {i}");
             let comp = sws::deflate_message(&mut z, text.as_bytes());
             sws::frame(&mut frame, true, 0b100, 1, None, &comp);
-            tcp_packet(
-                &mut buf,
-                s,
-                c,
-                ss,
-                cs,
-                flags::ACK | flags::PSH,
-                65535,
-                &frame,
-            );
-            emit(ts, &buf);
+            push(emit, ts, (s, c), (ss, cs), &frame);
         }
     }
 }
