@@ -144,10 +144,10 @@ struct ReadArgs {
 
     /// Worker threads (default: the number of cores). Flows are sharded by
     /// their 4-tuple; output is identical to --threads 1, except that the
-    /// global limits --max-flows and --memcap apply per thread (limit / N),
-    /// so output differs only when one of them is hit. --export, filters
-    /// and --grep run single-threaded, and so do stdin and gzip-compressed
-    /// files (each worker reads the whole input).
+    /// global limits --max-flows, --memcap and --max-inflaters apply per
+    /// thread (limit / N), so output differs only when one of them is hit.
+    /// --export, filters and --grep run single-threaded, and so do stdin
+    /// and gzip-compressed files (each worker reads the whole input).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     threads: Option<u64>,
 
