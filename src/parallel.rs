@@ -80,7 +80,7 @@
 
 use crate::capture::CaptureError;
 use crate::decode::Segment;
-use crate::pipeline::{Analyzer, Config, Progress};
+use crate::pipeline::{Analyzer, Config, Progress, PROGRESS_PACKETS};
 use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord};
 use crate::sink::{
     JsonSink, MessageView, SessionView, Sink, Tee, TranscriptOptions, TranscriptSink,
@@ -709,9 +709,6 @@ struct Done {
     capture_error: Option<CaptureError>,
 }
 
-/// How often (packets) worker 0 reports progress, as `pipeline::run_files`.
-const PROGRESS_PACKETS: u64 = 4096;
-
 impl Job<'_> {
     fn run(self, progress: &mut dyn Progress) -> io::Result<Done> {
         let Job {
@@ -747,7 +744,6 @@ impl Job<'_> {
         let mut in_epoch = 0usize;
         let mut epoch_bytes = 0usize;
         let mut capture_error = None;
-        let mut notices = Vec::new();
         let mut failed = None;
         // Sends one epoch; false when the merger has gone (it failed).
         let send_epoch = |back: &Analyzer<ShardSink>, log: &mut LevelLog| {
@@ -814,10 +810,7 @@ impl Job<'_> {
                         break 'files;
                     }
                 }
-                rd.drain_notices(&mut notices);
-                for nt in notices.drain(..) {
-                    front.notice(&nt)?;
-                }
+                front.notices_from(&mut rd)?;
                 // Every worker sees every packet, so all cut epochs at the
                 // same packets.
                 if in_epoch >= tuning.epoch_packets || epoch_bytes >= tuning.epoch_bytes {
@@ -832,10 +825,7 @@ impl Job<'_> {
                     epoch_bytes = 0;
                 }
             }
-            rd.drain_notices(&mut notices);
-            for nt in notices.drain(..) {
-                front.notice(&nt)?;
-            }
+            front.notices_from(&mut rd)?;
             progress.advance(rd.bytes_consumed(), found());
         }
         progress.done();

@@ -152,7 +152,11 @@ pub struct Analyzer<S: Sink> {
     h: Handler<S>,
     global: PacketNo,
     decode_events: Vec<crate::decode::DecodeEvent>,
+    notices: Vec<Notice>,
 }
+
+/// How often (packets) a file run reports progress.
+pub(crate) const PROGRESS_PACKETS: u64 = 4096;
 
 impl<S: Sink> Analyzer<S> {
     pub fn new(cfg: Config, sink: S) -> Self {
@@ -178,6 +182,7 @@ impl<S: Sink> Analyzer<S> {
             },
             global: 0,
             decode_events: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -270,6 +275,20 @@ impl<S: Sink> Analyzer<S> {
             let r = self.h.sink.anomaly(&rec);
             self.h.fail(r);
         }
+    }
+
+    /// Reports the notices `reader` holds (see [`Analyzer::notice`]).
+    pub fn notices_from(&mut self, reader: &mut crate::capture::CaptureReader) -> io::Result<()> {
+        let mut held = std::mem::take(&mut self.notices);
+        reader.drain_notices(&mut held);
+        let mut r = Ok(());
+        for nt in held.drain(..) {
+            if r.is_ok() {
+                r = self.notice(&nt);
+            }
+        }
+        self.notices = held;
+        r
     }
 
     /// A non-fatal oddity of the capture file itself.
@@ -1200,7 +1219,6 @@ pub fn run_files<S: Sink>(
 ) -> io::Result<RunOutcome<S>> {
     let mut an = Analyzer::new(cfg, sink);
     let mut capture_error = None;
-    let mut notices = Vec::new();
     'files: for (i, path) in paths.iter().enumerate() {
         let mut reader = match open_input(i, path, progress) {
             Ok(r) => r,
@@ -1216,7 +1234,7 @@ pub fn run_files<S: Sink>(
                 Ok(Some(pkt)) => {
                     an.packet(&pkt)?;
                     n += 1;
-                    if n % 4096 == 0 {
+                    if n % PROGRESS_PACKETS == 0 {
                         progress.advance(reader.bytes_consumed(), an.h.counters.sessions);
                     }
                 }
@@ -1226,15 +1244,9 @@ pub fn run_files<S: Sink>(
                     break 'files;
                 }
             }
-            reader.drain_notices(&mut notices);
-            for nt in notices.drain(..) {
-                an.notice(&nt)?;
-            }
+            an.notices_from(&mut reader)?;
         }
-        reader.drain_notices(&mut notices);
-        for nt in notices.drain(..) {
-            an.notice(&nt)?;
-        }
+        an.notices_from(&mut reader)?;
         progress.advance(reader.bytes_consumed(), an.h.counters.sessions);
     }
     progress.done();
