@@ -128,14 +128,22 @@ struct CountBytes(u64);
 
 impl FlowHandler for CountBytes {
     type State = ();
+    type Error = std::convert::Infallible;
     fn open(&mut self, _: &FlowInfo) {}
-    fn event(&mut self, _: &mut (), _: &FlowInfo, ev: StreamEvent<'_>) -> Interest {
+    fn event(
+        &mut self,
+        _: &mut (),
+        _: &FlowInfo,
+        ev: StreamEvent<'_>,
+    ) -> Result<Interest, Self::Error> {
         if let StreamEvent::Data { data, .. } = ev {
             self.0 += data.len() as u64;
         }
-        Interest::Continue
+        Ok(Interest::Continue)
     }
-    fn close(&mut self, _: (), _: &FlowInfo, _: CloseReason) {}
+    fn close(&mut self, _: (), _: &FlowInfo, _: CloseReason) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// One connection's segments: handshake, then `total` bytes from the client

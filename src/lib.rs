@@ -11,7 +11,6 @@ pub mod capture;
 pub mod decode;
 pub mod http;
 pub mod message;
-pub mod parallel;
 pub mod pipeline;
 pub mod replay;
 pub mod session;

@@ -13,6 +13,20 @@ pub struct Extension {
 /// Most extensions (and most parameters per extension) kept from one value.
 pub const MAX_EXTENSIONS: usize = 64;
 
+/// As written in a header, parameters normalised: `name; k=v; flag`.
+impl std::fmt::Display for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        for (k, v) in &self.params {
+            write!(f, "; {k}")?;
+            if let Some(v) = v {
+                write!(f, "={v}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Extensions parsed from one or more header values, with how many were left
 /// out because of [`MAX_EXTENSIONS`] (extensions plus parameters).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 
 use super::deflate::DirParams;
 use super::ReplayLimits;
-use crate::message::{Assembler, DeflateParams, MessageConfig, Output};
+use crate::message::{DeflateParams, MessageConfig, Output};
+use crate::session::Direction;
 use crate::types::{Dir, Timestamp};
-use crate::ws::{FrameConfig, FrameDecoder};
 
 pub const OP_CONTINUATION: u8 = 0;
 pub const OP_TEXT: u8 = 1;
@@ -112,12 +112,11 @@ impl Sink {
     }
 }
 
-/// Streaming receiver for one direction: wssniff's own frame decoder and
-/// message assembler (unmasking, reassembly, inflating, every anomaly), with
-/// the limits of [`ReplayLimits`] and a budget on what is kept for comparison.
+/// Streaming receiver for one direction: the session stage's own
+/// [`Direction`] (unmasking, reassembly, inflating, every anomaly), with the
+/// limits of [`ReplayLimits`] and a budget on what is kept for comparison.
 pub struct Receiver {
-    decoder: FrameDecoder,
-    assembler: Assembler,
+    direction: Direction,
     offset: u64,
     sink: Sink,
 }
@@ -138,10 +137,7 @@ impl Receiver {
             max_window_bits: p.max_window_bits,
         });
         Receiver {
-            decoder: FrameDecoder::new(FrameConfig {
-                expect_masked: from == Dir::C2s,
-            }),
-            assembler: Assembler::new(from, cfg, params),
+            direction: Direction::new(from, cfg, params),
             offset: 0,
             sink: Sink {
                 max_received_bytes: limits.max_received_bytes,
@@ -171,10 +167,10 @@ impl Receiver {
 
     /// Feeds bytes as they arrive.
     pub fn feed(&mut self, data: &[u8]) {
-        let (assembler, sink) = (&mut self.assembler, &mut self.sink);
-        self.decoder
-            .feed(data, self.offset, 0, Timestamp::default(), &mut |ev| {
-                assembler.on_event(ev, &mut |out| sink.take(out));
+        let sink = &mut self.sink;
+        self.direction
+            .feed(data, self.offset, 0, Timestamp::default(), &mut |out| {
+                sink.take(out)
             });
         self.offset += data.len() as u64;
     }
@@ -182,7 +178,7 @@ impl Receiver {
     /// The connection ended: reports a frame cut short or an unfinished message.
     pub fn finish(&mut self) {
         let sink = &mut self.sink;
-        self.assembler
+        self.direction
             .finish(0, Timestamp::default(), &mut |out| sink.take(out));
     }
 }

@@ -84,7 +84,10 @@
 //!   gets `tcp_flow_evicted` before it is flushed and closed.
 
 mod reasm;
+mod seq;
 mod slab;
+
+pub use seq::SeqMap;
 
 use crate::decode::{flags, Segment};
 use crate::types::{Anomaly, PacketNo, Timestamp};
@@ -251,11 +254,26 @@ impl GapReason {
     }
 }
 
+/// What the flow table drives: the next stage, per connection.
 pub trait FlowHandler {
+    /// Per-connection state, made by [`FlowHandler::open`].
     type State;
+    /// The handler's own failure (a sink that cannot write): it stops
+    /// delivery at once and comes back out of the [`FlowTable`] call.
+    type Error;
     fn open(&mut self, info: &FlowInfo) -> Self::State;
-    fn event(&mut self, st: &mut Self::State, info: &FlowInfo, ev: StreamEvent<'_>) -> Interest;
-    fn close(&mut self, st: Self::State, info: &FlowInfo, reason: CloseReason);
+    fn event(
+        &mut self,
+        st: &mut Self::State,
+        info: &FlowInfo,
+        ev: StreamEvent<'_>,
+    ) -> Result<Interest, Self::Error>;
+    fn close(
+        &mut self,
+        st: Self::State,
+        info: &FlowInfo,
+        reason: CloseReason,
+    ) -> Result<(), Self::Error>;
     /// The table is about to close a flow on its own schedule, in the order
     /// (`list`, `order`): timeouts go list by list (timeout class 0..=2), each
     /// in order of the packet that last touched the flow (`order`); end of
@@ -402,6 +420,115 @@ pub struct TcpStats {
     /// Largest buffer memory since [`FlowTable::take_level`].
     #[serde(skip)]
     pub window_peak_memory: u64,
+}
+
+impl TcpStats {
+    /// Every counter by name, in declaration order: what the `stats`
+    /// record shows (as `tcp_NAME`). `peak_*` are largest values, not sums.
+    pub fn fields(&self) -> [(&'static str, u64); 34] {
+        [
+            ("flows_created", self.flows_created),
+            ("flows_timed_out", self.flows_timed_out),
+            ("flows_evicted", self.flows_evicted),
+            ("flows_evicted_memcap", self.flows_evicted_memcap),
+            ("flows_replaced", self.flows_replaced),
+            ("flows_ignored", self.flows_ignored),
+            ("peak_flows", self.peak_flows),
+            ("segments", self.segments),
+            ("payload_bytes", self.payload_bytes),
+            ("bytes_delivered", self.bytes_delivered),
+            ("retransmissions", self.retransmissions),
+            ("retransmitted_bytes", self.retransmitted_bytes),
+            (
+                "unverified_retransmitted_bytes",
+                self.unverified_retransmitted_bytes,
+            ),
+            (
+                "conflicting_retransmissions",
+                self.conflicting_retransmissions,
+            ),
+            ("ooo_segments", self.ooo_segments),
+            ("overlaps", self.overlaps),
+            ("conflicting_overlaps", self.conflicting_overlaps),
+            ("gaps", self.gaps),
+            ("gap_bytes", self.gap_bytes),
+            ("limit_gap_bytes", self.limit_gap_bytes),
+            ("limit_hits", self.limit_hits),
+            ("late_bytes", self.late_bytes),
+            ("bytes_before_start", self.bytes_before_start),
+            ("out_of_window_segments", self.out_of_window_segments),
+            ("keepalives", self.keepalives),
+            ("zero_window_probes", self.zero_window_probes),
+            ("syn_retransmissions", self.syn_retransmissions),
+            ("syn_seq_changes", self.syn_seq_changes),
+            ("syn_in_window", self.syn_in_window),
+            ("rst_payload_bytes", self.rst_payload_bytes),
+            ("ack_gap_bytes", self.ack_gap_bytes),
+            ("history_denied", self.history_denied),
+            ("peak_memory", self.peak_memory),
+            ("peak_ooo_per_dir", self.peak_ooo_per_dir),
+        ]
+    }
+
+    /// Adds a shard's counts: sums, but the largest of the `peak_*` values.
+    pub fn add(&mut self, o: &TcpStats) {
+        let mut merged = self.fields();
+        for (m, (name, v)) in merged.iter_mut().zip(o.fields()) {
+            m.1 = if name.starts_with("peak_") {
+                m.1.max(v)
+            } else {
+                m.1 + v
+            };
+        }
+        *self = TcpStats::from_fields(&merged, self.window_peak_flows, self.window_peak_memory);
+    }
+
+    fn from_fields(
+        f: &[(&'static str, u64); 34],
+        window_peak_flows: u64,
+        window_peak_memory: u64,
+    ) -> Self {
+        let [(_, flows_created), (_, flows_timed_out), (_, flows_evicted), (_, flows_evicted_memcap), (_, flows_replaced), (_, flows_ignored), (_, peak_flows), (_, segments), (_, payload_bytes), (_, bytes_delivered), (_, retransmissions), (_, retransmitted_bytes), (_, unverified_retransmitted_bytes), (_, conflicting_retransmissions), (_, ooo_segments), (_, overlaps), (_, conflicting_overlaps), (_, gaps), (_, gap_bytes), (_, limit_gap_bytes), (_, limit_hits), (_, late_bytes), (_, bytes_before_start), (_, out_of_window_segments), (_, keepalives), (_, zero_window_probes), (_, syn_retransmissions), (_, syn_seq_changes), (_, syn_in_window), (_, rst_payload_bytes), (_, ack_gap_bytes), (_, history_denied), (_, peak_memory), (_, peak_ooo_per_dir)] =
+            *f;
+        TcpStats {
+            flows_created,
+            flows_timed_out,
+            flows_evicted,
+            flows_evicted_memcap,
+            flows_replaced,
+            flows_ignored,
+            peak_flows,
+            segments,
+            payload_bytes,
+            bytes_delivered,
+            retransmissions,
+            retransmitted_bytes,
+            unverified_retransmitted_bytes,
+            conflicting_retransmissions,
+            ooo_segments,
+            overlaps,
+            conflicting_overlaps,
+            gaps,
+            gap_bytes,
+            limit_gap_bytes,
+            limit_hits,
+            late_bytes,
+            bytes_before_start,
+            out_of_window_segments,
+            keepalives,
+            zero_window_probes,
+            syn_retransmissions,
+            syn_seq_changes,
+            syn_in_window,
+            rst_payload_bytes,
+            ack_gap_bytes,
+            history_denied,
+            peak_memory,
+            peak_ooo_per_dir,
+            window_peak_flows,
+            window_peak_memory,
+        }
+    }
 }
 
 /// The flow count and buffer memory over a stretch of processing: the
@@ -600,26 +727,26 @@ impl<S> FlowTable<S> {
         packet: PacketNo,
         ts: Timestamp,
         h: &mut H,
-    ) {
+    ) -> Result<(), H::Error> {
         self.stats.segments += 1;
         self.stats.payload_bytes += seg.payload.len() as u64;
-        self.advance_clock(ts, h);
+        self.advance_clock(ts, h)?;
         let key = flow_key(seg.src, seg.dst);
         let idx = match self.map.get(&key).copied() {
             Some(idx) if seg.flags & flags::SYN != 0 && self.starts_new_connection(idx, seg) => {
                 self.stats.flows_replaced += 1;
-                self.close_flow(idx, CloseReason::NewConnection, h);
-                self.create(key, seg, packet, ts, h)
+                self.close_flow(idx, CloseReason::NewConnection, h)?;
+                self.create(key, seg, packet, ts, h)?
             }
             Some(idx) => idx,
-            None => self.create(key, seg, packet, ts, h),
+            None => self.create(key, seg, packet, ts, h)?,
         };
-        self.handle(idx, seg, packet, ts, h);
+        self.handle(idx, seg, packet, ts, h)
     }
 
     /// End of input: every live flow, in order of creation, is flushed (a gap
     /// for each hole, then the buffered data) and closed.
-    pub fn finish<H: FlowHandler<State = S>>(&mut self, h: &mut H) {
+    pub fn finish<H: FlowHandler<State = S>>(&mut self, h: &mut H) -> Result<(), H::Error> {
         let mut live: Vec<(u64, u32)> = self
             .flows
             .indices()
@@ -633,16 +760,21 @@ impl<S> FlowTable<S> {
             };
             let order = f.info.first_packet;
             h.closing_in_order(&f.info, slab::CLASSES as u8, order);
-            self.close_flow(idx, CloseReason::EndOfInput, h);
+            self.close_flow(idx, CloseReason::EndOfInput, h)?;
             self.close_step(slab::CLASSES as u8, order);
         }
+        Ok(())
     }
 
     /// Moves packet time forward to `ts` (never back) and, once per second of
     /// it, times out idle flows. `process` calls it for every segment; a
     /// sharded run also calls it with the clock of packets other shards got,
     /// so timeouts fire at the same packet as in a single-threaded run.
-    pub fn advance_clock<H: FlowHandler<State = S>>(&mut self, ts: Timestamp, h: &mut H) {
+    pub fn advance_clock<H: FlowHandler<State = S>>(
+        &mut self,
+        ts: Timestamp,
+        h: &mut H,
+    ) -> Result<(), H::Error> {
         let now = match self.clock {
             Some(c) if c >= ts => c,
             _ => {
@@ -652,11 +784,16 @@ impl<S> FlowTable<S> {
         };
         if now.secs >= self.next_check_secs {
             self.next_check_secs = now.secs.saturating_add(1);
-            self.expire(now, h);
+            self.expire(now, h)?;
         }
+        Ok(())
     }
 
-    fn expire<H: FlowHandler<State = S>>(&mut self, now: Timestamp, h: &mut H) {
+    fn expire<H: FlowHandler<State = S>>(
+        &mut self,
+        now: Timestamp,
+        h: &mut H,
+    ) -> Result<(), H::Error> {
         let limits = [
             self.cfg.timeout_new_secs,
             self.cfg.timeout_established_secs,
@@ -672,10 +809,11 @@ impl<S> FlowTable<S> {
                 let order = f.last_packet;
                 h.closing_in_order(&f.info, class as u8, order);
                 self.stats.flows_timed_out += 1;
-                self.close_flow(idx, CloseReason::Timeout, h);
+                self.close_flow(idx, CloseReason::Timeout, h)?;
                 self.close_step(class as u8, order);
             }
         }
+        Ok(())
     }
 
     fn starts_new_connection(&self, idx: u32, seg: &Segment<'_>) -> bool {
@@ -704,7 +842,7 @@ impl<S> FlowTable<S> {
         packet: PacketNo,
         ts: Timestamp,
         h: &mut H,
-    ) -> u32 {
+    ) -> Result<u32, H::Error> {
         let cost = self.flow_cost(h);
         loop {
             let full = self.flows.len() >= self.cfg.max_flows.max(1);
@@ -721,8 +859,8 @@ impl<S> FlowTable<S> {
             if !full {
                 self.stats.flows_evicted_memcap += 1;
             }
-            self.report_eviction(v, full, packet, ts, h);
-            self.close_flow(v, CloseReason::Evicted, h);
+            self.report_eviction(v, full, packet, ts, h)?;
+            self.close_flow(v, CloseReason::Evicted, h)?;
         }
         Ctx {
             cfg: &self.cfg,
@@ -760,7 +898,7 @@ impl<S> FlowTable<S> {
         self.map.insert(key, idx);
         self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len() as u64);
         self.stats.window_peak_flows = self.stats.window_peak_flows.max(self.flows.len() as u64);
-        idx
+        Ok(idx)
     }
 
     fn handle<H: FlowHandler<State = S>>(
@@ -770,10 +908,10 @@ impl<S> FlowTable<S> {
         packet: PacketNo,
         ts: Timestamp,
         h: &mut H,
-    ) {
+    ) -> Result<(), H::Error> {
         let clock = self.clock.unwrap_or(ts);
         let Some(flow) = self.flows.get_mut(idx) else {
-            return;
+            return Ok(());
         };
         flow.last_seen = clock;
         flow.last_packet = packet;
@@ -810,6 +948,7 @@ impl<S> FlowTable<S> {
         }
         let is_rst = seg.flags & flags::RST != 0;
         let is_fin = seg.flags & flags::FIN != 0;
+        let mut failure = None;
         if *ignored {
             *rst |= is_rst;
             if is_fin {
@@ -818,13 +957,17 @@ impl<S> FlowTable<S> {
         } else {
             let info: &FlowInfo = info;
             let mut emit = |ev: StreamEvent<'_>| -> bool {
-                if *ignored {
+                if *ignored || failure.is_some() {
                     return false;
                 }
                 match h.event(state, info, ev) {
-                    Interest::Continue => true,
-                    Interest::Ignore => {
+                    Ok(Interest::Continue) => true,
+                    Ok(Interest::Ignore) => {
                         *ignored = true;
+                        false
+                    }
+                    Err(e) => {
+                        failure = Some(e);
                         false
                     }
                 }
@@ -847,6 +990,7 @@ impl<S> FlowTable<S> {
         }
         let class = flow.class();
         self.flows.touch(idx, class);
+        failure.map_or(Ok(()), Err)
     }
 
     /// Tells a flow that carried payload it is being evicted: its later
@@ -858,12 +1002,12 @@ impl<S> FlowTable<S> {
         packet: PacketNo,
         ts: Timestamp,
         h: &mut H,
-    ) {
+    ) -> Result<(), H::Error> {
         let Some(f) = self.flows.get_mut(idx) else {
-            return;
+            return Ok(());
         };
         if f.ignored || !f.dirs.iter().any(|d| d.active()) {
-            return;
+            return Ok(());
         }
         let px = Pkt {
             side: Side::Orig,
@@ -879,9 +1023,10 @@ impl<S> FlowTable<S> {
             "{why}: the least recently used flow is closed (its holes become gaps); its later packets, if any, are not decoded"
         );
         let ev = px.anomaly("tcp_flow_evicted", detail);
-        if h.event(&mut f.state, &f.info, ev) == Interest::Ignore {
+        if h.event(&mut f.state, &f.info, ev)? == Interest::Ignore {
             f.ignored = true;
         }
+        Ok(())
     }
 
     /// Memory charged for one live flow, buffers aside.
@@ -889,9 +1034,14 @@ impl<S> FlowTable<S> {
         self.flow_base_cost.saturating_add(h.state_heap())
     }
 
-    fn close_flow<H: FlowHandler<State = S>>(&mut self, idx: u32, reason: CloseReason, h: &mut H) {
+    fn close_flow<H: FlowHandler<State = S>>(
+        &mut self,
+        idx: u32,
+        reason: CloseReason,
+        h: &mut H,
+    ) -> Result<(), H::Error> {
         let Some(mut flow) = self.flows.remove(idx) else {
-            return;
+            return Ok(());
         };
         self.mem = self.mem.saturating_sub(self.flow_cost(h));
         let key = flow.key();
@@ -919,19 +1069,28 @@ impl<S> FlowTable<S> {
                     packet: 0,
                     ts,
                 };
+                let mut failure = None;
                 let mut emit = |ev: StreamEvent<'_>| -> bool {
-                    if *ignored {
+                    if *ignored || failure.is_some() {
                         return false;
                     }
                     match h.event(state, info, ev) {
-                        Interest::Continue => true,
-                        Interest::Ignore => {
+                        Ok(Interest::Continue) => true,
+                        Ok(Interest::Ignore) => {
                             *ignored = true;
+                            false
+                        }
+                        Err(e) => {
+                            failure = Some(e);
                             false
                         }
                     }
                 };
                 dir.finish(&px, &mut ctx, &mut emit);
+                if let Some(e) = failure {
+                    dir.release(&mut ctx);
+                    return Err(e);
+                }
             }
             dir.release(&mut ctx);
         }
@@ -948,7 +1107,7 @@ impl<S> FlowTable<S> {
             r => r,
         };
         let Flow { info, state, .. } = flow;
-        h.close(state, &info, reason);
+        h.close(state, &info, reason)
     }
 }
 
@@ -962,17 +1121,17 @@ struct SegFlags {
 /// Sets or checks the ISN of the sending direction.
 fn track_syn(me: &mut DirState, isn: &mut Option<u32>, seg: &Segment<'_>, syn: bool) -> SynOutcome {
     if !syn {
-        if me.base.is_none() {
-            me.base = Some(seg.seq);
+        if !me.base.is_known() {
+            me.base = SeqMap::new(seg.seq);
         }
         return SynOutcome::None;
     }
     if *isn == Some(seg.seq) {
         return SynOutcome::Retransmitted;
     }
-    let fresh = me.base.is_none();
+    let fresh = !me.base.is_known();
     if fresh || (!me.active() && me.next == 0) {
-        me.base = Some(seg.seq.wrapping_add(1));
+        me.base = SeqMap::new(seg.seq.wrapping_add(1));
         *isn = Some(seg.seq);
         return if fresh {
             SynOutcome::None

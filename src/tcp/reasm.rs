@@ -164,7 +164,7 @@ pub(super) const ONCE_FIN_CHANGED: u16 = 64;
 #[derive(Default)]
 pub(super) struct DirState {
     /// Sequence number of stream offset 0.
-    pub base: Option<u32>,
+    pub base: super::SeqMap,
     /// Next stream offset to deliver.
     pub next: u64,
     pub fin: Option<u64>,
@@ -196,7 +196,7 @@ fn fnv1a<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> u64 {
 
 impl DirState {
     pub fn seq_at(&self, off: u64) -> u32 {
-        self.base.unwrap_or(0).wrapping_add(off as u32)
+        self.base.seq_or_offset(off)
     }
 
     /// Stream offset of `seq`: the unwrapping nearest to `next` (i32

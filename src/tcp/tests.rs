@@ -47,11 +47,17 @@ struct Rec {
 
 impl FlowHandler for Rec {
     type State = u32;
+    type Error = std::convert::Infallible;
     fn open(&mut self, info: &FlowInfo) -> u32 {
         self.evs.push(Ev::Open(info.id, info.orig));
         0
     }
-    fn event(&mut self, st: &mut u32, info: &FlowInfo, ev: StreamEvent<'_>) -> Interest {
+    fn event(
+        &mut self,
+        st: &mut u32,
+        info: &FlowInfo,
+        ev: StreamEvent<'_>,
+    ) -> Result<Interest, Self::Error> {
         *st += 1;
         let flow = info.id;
         let is_data = matches!(ev, StreamEvent::Data { .. });
@@ -95,14 +101,15 @@ impl FlowHandler for Rec {
                 detail: anomaly.detail,
             },
         });
-        if self.ignore_on_data && is_data {
+        Ok(if self.ignore_on_data && is_data {
             Interest::Ignore
         } else {
             Interest::Continue
-        }
+        })
     }
-    fn close(&mut self, _st: u32, info: &FlowInfo, reason: CloseReason) {
+    fn close(&mut self, _st: u32, info: &FlowInfo, reason: CloseReason) -> Result<(), Self::Error> {
         self.evs.push(Ev::Close(info.id, reason));
+        Ok(())
     }
 }
 
@@ -1181,14 +1188,22 @@ fn throughput() {
     struct Count(u64);
     impl FlowHandler for Count {
         type State = ();
+        type Error = std::convert::Infallible;
         fn open(&mut self, _: &FlowInfo) {}
-        fn event(&mut self, _: &mut (), _: &FlowInfo, ev: StreamEvent<'_>) -> Interest {
+        fn event(
+            &mut self,
+            _: &mut (),
+            _: &FlowInfo,
+            ev: StreamEvent<'_>,
+        ) -> Result<Interest, Self::Error> {
             if let StreamEvent::Data { data, .. } = ev {
                 self.0 += data.len() as u64;
             }
-            Interest::Continue
+            Ok(Interest::Continue)
         }
-        fn close(&mut self, _: (), _: &FlowInfo, _: CloseReason) {}
+        fn close(&mut self, _: (), _: &FlowInfo, _: CloseReason) -> Result<(), Self::Error> {
+            Ok(())
+        }
     }
     let payload = vec![0x5au8; 65_000];
     let mut table: FlowTable<()> = FlowTable::new(TcpConfig::default());

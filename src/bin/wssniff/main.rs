@@ -393,7 +393,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
     }
     let threads = args
         .threads
-        .map_or_else(wssniff::parallel::default_threads, |n| n as usize);
+        .map_or_else(wssniff::pipeline::sharded::default_threads, |n| n as usize);
     // Filters and search run in the single-threaded pipeline: the shards'
     // serialized output cannot be filtered after the fact.
     let plain = filter.is_empty() && !args.grep.active();
@@ -440,7 +440,7 @@ fn read(args: ReadArgs) -> io::Result<u8> {
     Ok(finish_status(&outcome))
 }
 
-/// `read` over several threads (`wssniff::parallel`); same output.
+/// `read` over several threads (`wssniff::pipeline::sharded`); same output.
 fn read_sharded(
     args: &ReadArgs,
     cfg: Config,
@@ -449,7 +449,7 @@ fn read_sharded(
     mut out: impl Write,
     inputs: Vec<wssniff::session::InputFile>,
 ) -> io::Result<u8> {
-    use wssniff::parallel::{self, Format};
+    use wssniff::pipeline::sharded::{self, Format};
     let format = if args.stats {
         Format::StatsOnly
     } else if args.json {
@@ -470,7 +470,7 @@ fn read_sharded(
         })?;
     }
     let mut progress = progress::for_files(&args.files, args.quiet);
-    let outcome = parallel::run_files(
+    let outcome = sharded::run_files(
         &args.files,
         cfg,
         threads,

@@ -78,9 +78,10 @@
 //! `--export` runs single-threaded (the CLI's choice): its files are written
 //! per session by one writer.
 
+use super::{Analyzer, Config, Progress, RunStats, PROGRESS_PACKETS};
 use crate::capture::CaptureError;
 use crate::decode::Segment;
-use crate::pipeline::{Analyzer, Config, Progress, PROGRESS_PACKETS};
+use crate::session::Tally;
 use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord};
 use crate::sink::{
     JsonSink, MessageView, SessionView, Sink, Tee, TranscriptOptions, TranscriptSink,
@@ -88,7 +89,6 @@ use crate::sink::{
 use crate::tcp::Level;
 use crate::types::{Dir, PacketNo, Timestamp};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -467,7 +467,7 @@ pub(crate) fn run_tuned<W: Write>(
                 .name(format!("wssniff-shard-{me}"))
                 .spawn_scoped(scope, move || match p {
                     Some(p) => job.run(p),
-                    None => job.run(&mut crate::pipeline::NoProgress),
+                    None => job.run(&mut super::NoProgress),
                 })?;
             handles.push(h);
         }
@@ -499,16 +499,14 @@ pub(crate) fn run_tuned<W: Write>(
         if let Some(e) = first_err {
             return Err(e);
         }
-        let mut stats = sum_stats(&shard_stats);
-        // The whole table's peaks, not the largest shard's (see "Peaks").
-        for (k, v) in [
-            ("tcp_peak_flows", peaks.flows),
-            ("tcp_peak_memory", peaks.memory),
-        ] {
-            if let Some(c) = stats.counters.get_mut(k) {
-                *c = v;
-            }
+        let mut total = RunStats::default();
+        for s in &shard_stats {
+            total.add(s);
         }
+        // The whole table's peaks, not the largest shard's (see "Peaks").
+        total.tcp.peak_flows = peaks.flows;
+        total.tcp.peak_memory = peaks.memory;
+        let stats = total.record();
         match &format {
             Format::Json => {
                 let mut s = JsonSink::new(&mut *out);
@@ -703,9 +701,9 @@ struct Job<'a> {
 
 /// How a worker ended.
 struct Done {
-    back: StatsRecord,
+    back: RunStats,
     /// Worker 0's reader statistics (packets, skips, IP layer).
-    front: Option<StatsRecord>,
+    front: Option<RunStats>,
     capture_error: Option<CaptureError>,
 }
 
@@ -756,7 +754,7 @@ impl Job<'_> {
         };
         let found = || sessions.load(Ordering::Relaxed);
         'files: for (i, path) in paths.iter().enumerate() {
-            let mut rd = match crate::pipeline::open_input(i, path, progress) {
+            let mut rd = match super::files::open_input(i, path, progress) {
                 Ok(r) => r,
                 Err(e) => {
                     capture_error = Some(e);
@@ -899,35 +897,6 @@ impl Clock {
         }
         (now, fire)
     }
-}
-
-/// The statistics of the whole run from the shards' (and worker 0's
-/// per-packet counts): sums, except `tcp_peak_*` counters, the largest of any shard.
-pub fn sum_stats(parts: &[StatsRecord]) -> StatsRecord {
-    fn add(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>, peak_max: bool) {
-        for (k, v) in from {
-            let e = into.entry(k.clone()).or_default();
-            if peak_max && k.starts_with("tcp_peak_") {
-                *e = (*e).max(*v);
-            } else {
-                *e += v;
-            }
-        }
-    }
-    let mut s = StatsRecord::default();
-    for p in parts {
-        s.packets += p.packets;
-        s.bytes += p.bytes;
-        add(&mut s.skipped, &p.skipped, false);
-        s.flows += p.flows;
-        s.sessions += p.sessions;
-        add(&mut s.messages, &p.messages, false);
-        s.gaps += p.gaps;
-        s.gap_bytes += p.gap_bytes;
-        add(&mut s.anomalies, &p.anomalies, false);
-        add(&mut s.counters, &p.counters, true);
-    }
-    s
 }
 
 #[cfg(test)]
@@ -1118,22 +1087,6 @@ mod tests {
         assert!(stats.sessions > 5, "no sessions: {stats:?}");
         assert!(counter("tcp_gaps") > 0, "no loss: {stats:?}");
         assert!(counter("tcp_ooo_segments") > 0, "no reordering: {stats:?}");
-    }
-
-    #[test]
-    fn stats_sum_and_peaks_take_the_largest() {
-        let mut a = StatsRecord {
-            packets: 3,
-            ..Default::default()
-        };
-        a.counters.insert("tcp_peak_flows".into(), 5);
-        a.counters.insert("tcp_segments".into(), 2);
-        let mut b = a.clone();
-        b.counters.insert("tcp_peak_flows".into(), 7);
-        let s = sum_stats(&[a, b]);
-        assert_eq!(s.packets, 6);
-        assert_eq!(s.counters["tcp_peak_flows"], 7);
-        assert_eq!(s.counters["tcp_segments"], 4);
     }
 
     fn level(flows: u64, memory: u64, peak_memory: u64) -> Level {
