@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A capture timestamp: seconds and nanoseconds since the Unix epoch (UTC).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+/// In records it is an RFC 3339 string ([`Timestamp::rfc3339`]); this type's
+/// serde form is that string, so no record keeps a timestamp as text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
     pub secs: i64,
     pub nanos: u32,
@@ -50,6 +50,97 @@ impl Timestamp {
         let (_, _, _, h, mi, s) = civil(self.secs);
         format!("{h:02}:{mi:02}:{s:02}.{:06}", self.nanos / 1000)
     }
+
+    /// `YYYY-MM-DD HH:MM:SS.micro` in UTC, for the transcript's dated form.
+    pub fn date_clock(&self) -> String {
+        let (y, mo, d, h, mi, s) = civil(self.secs);
+        format!(
+            "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:06}",
+            self.nanos / 1000
+        )
+    }
+
+    /// Parses the form [`Timestamp::rfc3339`] writes,
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (1 to 9 fraction digits): the one
+    /// parser of wssniff's own timestamps. User input with zones and
+    /// relative times goes through `sink::filter::parse_time`, built on it.
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let num = |a: usize, b: usize| -> Option<i64> {
+            let part = s.get(a..b)?;
+            if !part.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let sep = |i: usize, c: u8| s.as_bytes().get(i) == Some(&c);
+        if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+            return None;
+        }
+        let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+        let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+        let rest = s.get(19..)?;
+        let frac = rest.strip_suffix('Z')?;
+        let nanos = match frac.strip_prefix('.') {
+            None if frac.is_empty() => 0,
+            Some(digits) if (1..=9).contains(&digits.len()) => {
+                if !digits.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                let n: u32 = digits.parse().ok()?;
+                n * 10u32.pow(9 - digits.len() as u32)
+            }
+            _ => return None,
+        };
+        Timestamp::from_civil(y, mo, d, h, mi, sec, nanos)
+    }
+
+    /// A UTC civil date and time, checked (leap second 60 allowed).
+    pub fn from_civil(
+        y: i64,
+        mo: i64,
+        d: i64,
+        h: i64,
+        mi: i64,
+        sec: i64,
+        nanos: u32,
+    ) -> Option<Timestamp> {
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
+        Some(Timestamp::new(secs, nanos))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "bad timestamp {s:?}: expected YYYY-MM-DDTHH:MM:SS[.fraction]Z"
+            ))
+        })
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 impl fmt::Display for Timestamp {
@@ -83,10 +174,13 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 }
 
 /// Direction of a WebSocket byte stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Dir {
     /// Client to server.
+    #[default]
     C2s,
     /// Server to client.
     S2c,
@@ -114,6 +208,85 @@ impl Dir {
             Dir::C2s => "->",
             Dir::S2c => "<-",
         }
+    }
+}
+
+/// A WebSocket opcode (RFC 6455 section 5.2). In records it is its name:
+/// `text`, `binary`, `ping`, `pong`, `close`, `continuation`, `reserved-N`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Opcode(u8);
+
+impl Opcode {
+    pub const CONTINUATION: Opcode = Opcode(0);
+    pub const TEXT: Opcode = Opcode(1);
+    pub const BINARY: Opcode = Opcode(2);
+    pub const CLOSE: Opcode = Opcode(8);
+    pub const PING: Opcode = Opcode(9);
+    pub const PONG: Opcode = Opcode(10);
+
+    /// The opcode of a frame header's low four bits.
+    pub const fn new(op: u8) -> Opcode {
+        Opcode(op & 0x0f)
+    }
+
+    pub const fn as_u8(self) -> u8 {
+        self.0
+    }
+
+    /// Close, ping, pong and the reserved control opcodes.
+    pub const fn is_control(self) -> bool {
+        self.0 & 0x08 != 0
+    }
+
+    /// Its name in records.
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 16] = [
+            "continuation",
+            "text",
+            "binary",
+            "reserved-3",
+            "reserved-4",
+            "reserved-5",
+            "reserved-6",
+            "reserved-7",
+            "close",
+            "ping",
+            "pong",
+            "reserved-11",
+            "reserved-12",
+            "reserved-13",
+            "reserved-14",
+            "reserved-15",
+        ];
+        NAMES
+            .get(usize::from(self.0))
+            .copied()
+            .unwrap_or("reserved")
+    }
+
+    /// Inverse of [`Opcode::name`].
+    pub fn from_name(name: &str) -> Option<Opcode> {
+        (0u8..16).map(Opcode).find(|op| op.name() == name)
+    }
+}
+
+impl fmt::Display for Opcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Opcode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Opcode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Opcode::from_name(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown opcode {s:?}")))
     }
 }
 
@@ -156,6 +329,55 @@ mod tests {
             Timestamp::new(-1, 0).rfc3339(),
             "1969-12-31T23:59:59.000000000Z"
         );
+    }
+
+    #[test]
+    fn rfc3339_parses_what_it_writes_and_nothing_else() {
+        for t in [
+            Timestamp::new(0, 0),
+            Timestamp::new(1_700_000_000, 123_456_789),
+            Timestamp::new(951_782_400, 1),
+            Timestamp::new(-1, 999_999_999),
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(&t.rfc3339()), Some(t));
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T22:13:20.5Z"),
+            Some(Timestamp::new(1_700_000_000, 500_000_000))
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-14T22:13:20Z"),
+            Some(Timestamp::new(1_700_000_000, 0))
+        );
+        for bad in [
+            "",
+            "2023-11-14T22:13:20",
+            "2023-11-14 22:13:20Z",
+            "2023-13-14T22:13:20Z",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20.1234567890Z",
+            "2023-11-14T22:13:20.+1Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn serde_forms_are_names_and_strings() {
+        let t = Timestamp::new(1_700_000_000, 5);
+        let j = serde_json::to_string(&t).unwrap();
+        assert_eq!(j, "\"2023-11-14T22:13:20.000000005Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+        for op in 0u8..16 {
+            let o = Opcode::new(op);
+            assert_eq!(Opcode::from_name(o.name()), Some(o));
+            let j = serde_json::to_string(&o).unwrap();
+            assert_eq!(serde_json::from_str::<Opcode>(&j).unwrap(), o);
+        }
+        assert_eq!(Opcode::TEXT.name(), "text");
+        assert_eq!(Opcode::from_name("nonsense"), None);
+        assert_eq!(serde_json::to_string(&Dir::S2c).unwrap(), "\"s2c\"");
     }
 
     #[test]

@@ -195,6 +195,7 @@ fn anomaly(s: &StatsRecord, name: &str) -> u64 {
 }
 
 fn texts(c: &Collect, dir: &str) -> Vec<String> {
+    let dir: wssniff::types::Dir = serde_json::from_value(serde_json::Value::from(dir)).unwrap();
     c.messages
         .iter()
         .filter(|m| m.dir == dir)
@@ -998,7 +999,11 @@ fn deflate_bomb_is_bounded_and_later_messages_decode() {
     assert_eq!(anomaly(&s, "deflate_limit"), 1);
     assert_eq!(anomaly(&s, "deflate_work_limit"), 1);
     // The bomb's kept payload is capped at max_inflated_bytes.
-    let bomb_msg = c.messages.iter().find(|m| m.opcode == "binary").unwrap();
+    let bomb_msg = c
+        .messages
+        .iter()
+        .find(|m| m.opcode == wssniff::types::Opcode::BINARY)
+        .unwrap();
     // Inflation stopped near max_inflate_work (1 GiB), short of the 1.25 GiB.
     assert!(bomb_msg.len < 1280 << 20, "{}", bomb_msg.len);
     // The next message used a fresh window (its sender's compressor was new,

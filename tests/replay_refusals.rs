@@ -31,7 +31,7 @@ fn session_with_gaps_is_refused_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec();
     s.gaps.push(ExportGap {
-        dir: "s2c".into(),
+        dir: wssniff::types::Dir::S2c,
         offset: 3,
         len: 1448,
     });

@@ -13,6 +13,17 @@ pub struct Extension {
 /// Most extensions (and most parameters per extension) kept from one value.
 pub const MAX_EXTENSIONS: usize = 64;
 
+impl Extension {
+    /// The value of parameter `name` (case-insensitive): `None` when absent,
+    /// `Some(None)` when present without a value.
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
+    }
+}
+
 /// As written in a header, parameters normalised: `name; k=v; flag`.
 impl std::fmt::Display for Extension {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -140,8 +140,8 @@ fn scan_input(path: &std::path::Path, info: &mut crate::session::InputFile) {
     });
     info.link_types = r.link_types();
     info.packets = Some(packets);
-    info.first_ts = first.map(|t| t.rfc3339());
-    info.last_ts = last.map(|t| t.rfc3339());
+    info.first_ts = first;
+    info.last_ts = last;
 }
 
 /// SHA-256 of a file as stored, in lowercase hex.
@@ -170,4 +170,26 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(HEX[(b & 15) as usize] as char);
     }
     s
+}
+
+/// The ids of the sessions that have at least one anomaly: the first pass of
+/// `--anomalous`, which must read the input twice because a session's
+/// anomalies may come after its first messages.
+pub fn anomalous_sessions(
+    paths: &[std::path::PathBuf],
+    cfg: Config,
+) -> io::Result<std::collections::BTreeSet<u64>> {
+    if paths.iter().any(|f| f.as_os_str() == "-") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--anomalous reads the input twice and cannot read stdin: save the capture to a file first",
+        ));
+    }
+    let first = run_files(
+        paths,
+        cfg,
+        crate::sink::filter::AnomalousSessions::default(),
+        &mut NoProgress,
+    )?;
+    Ok(first.sink.ids)
 }

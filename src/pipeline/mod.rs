@@ -8,13 +8,21 @@
 //! else happens here: the facts belong to the stages.
 //!
 //! [`files`] reads capture files through an analyzer; [`sharded`] does the
-//! same with several threads, with identical output.
+//! same with several threads, with identical output; `live` runs the live
+//! capture loop; [`output`] builds the writers a run's options ask for.
 
 pub mod files;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod output;
 pub mod sharded;
 mod stats;
 
-pub use files::{describe_inputs, hex, run_files, sha256_file, NoProgress, Progress, RunOutcome};
+pub use files::{
+    anomalous_sessions, describe_inputs, hex, run_files, sha256_file, NoProgress, Progress,
+    RunOutcome,
+};
+pub use output::{Format, Outputs};
 pub use stats::{InputStats, RunStats};
 
 use crate::capture::{Notice, Packet};
@@ -143,7 +151,7 @@ impl<S: Sink> Analyzer<S> {
                 flow: None,
                 dir: None,
                 packet: (packet > 0).then(|| self.stage.files().local(packet).1),
-                ts: (packet > 0).then(|| ts.rfc3339()),
+                ts: (packet > 0).then_some(ts),
                 detail: ev.detail,
                 file: None,
             };
@@ -326,7 +334,7 @@ mod tests {
         let g = &out.gaps[0];
         // Offsets count the TCP stream: the request, then 2000 held bytes.
         assert_eq!((g.offset, g.len), (req.len() as u64 + 2000, 1002), "{g:?}");
-        assert_eq!(g.dir.as_deref(), Some("c2s"));
+        assert_eq!(g.dir, Some(Dir::C2s));
         assert_eq!((stats.gaps, stats.gap_bytes), (1, 1002));
         assert_eq!(out.ends[0].gaps, 1);
     }

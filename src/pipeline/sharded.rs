@@ -83,9 +83,7 @@ use crate::capture::CaptureError;
 use crate::decode::Segment;
 use crate::session::Tally;
 use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord};
-use crate::sink::{
-    JsonSink, MessageView, SessionView, Sink, Tee, TranscriptOptions, TranscriptSink,
-};
+use crate::sink::{JsonSink, MessageView, SessionView, Sink, TranscriptSink};
 use crate::tcp::Level;
 use crate::types::{Dir, PacketNo, Timestamp};
 use std::cell::RefCell;
@@ -124,26 +122,7 @@ impl Default for Tuning {
     }
 }
 
-/// What the run writes.
-#[derive(Clone, Debug)]
-pub enum Format {
-    /// JSON Lines ([`JsonSink`]), ending with the stats record.
-    Json,
-    /// The transcript ([`TranscriptSink`]).
-    Transcript(TranscriptOptions),
-    /// Nothing but the statistics returned.
-    StatsOnly,
-}
-
-impl Format {
-    fn sink(&self, w: ChunkWriter) -> Box<dyn Sink> {
-        match self {
-            Format::Json => Box::new(JsonSink::new(w)),
-            Format::Transcript(o) => Box::new(TranscriptSink::new(w, o.clone())),
-            Format::StatsOnly => Box::new(Tee::default()),
-        }
-    }
-}
+pub use super::output::Format;
 
 /// How a sharded run ended, when writing did not fail.
 pub struct Outcome {
@@ -260,7 +239,7 @@ struct ShardSink {
 impl ShardSink {
     fn new(format: &Format, out: &Rc<RefCell<Outbox>>) -> Self {
         ShardSink {
-            inner: format.sink(ChunkWriter(out.clone())),
+            inner: format.sink(ChunkWriter(out.clone()), false),
             out: out.clone(),
             key: (0, 0, 0, 0, 0),
         }
@@ -903,6 +882,7 @@ impl Clock {
 mod tests {
     use super::*;
     use crate::pipeline::{self, NoProgress};
+    use crate::sink::{Tee, TranscriptOptions};
     use crate::synth::gen::{generate, GenConfig};
 
     /// A writer into a shared buffer: a `Tee` needs `'static` sinks.

@@ -30,46 +30,20 @@ pub struct Negotiated {
     pub server: DirParams,
 }
 
-/// One extension of a `Sec-WebSocket-Extensions` value: name and parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExtensionOffer {
-    pub name: String,
-    pub params: Vec<(String, Option<String>)>,
-}
+/// One extension of a `Sec-WebSocket-Extensions` value: the http stage's
+/// [`Extension`](crate::http::Extension), so wsreplay reads offers and
+/// answers with the same parser wssniff reads captures with.
+pub type ExtensionOffer = crate::http::Extension;
 
-impl ExtensionOffer {
-    fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
-    }
-}
-
-/// Splits header values into extensions (`a; x=1, b` → two).
+/// The extensions of header values (`a; x=1, b` → two), parsed by the http
+/// stage (RFC 6455 §9.1 syntax, quoted values unescaped). A malformed value
+/// offers nothing: the peer then gets no extension, which every peer must
+/// accept.
 pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<ExtensionOffer> {
-    let mut out = Vec::new();
-    for value in values {
-        for ext in value.split(',') {
-            let mut parts = ext.split(';').map(str::trim);
-            let name = match parts.next() {
-                Some(n) if !n.is_empty() => n.to_string(),
-                _ => continue,
-            };
-            let params = parts
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (
-                        k.trim().to_string(),
-                        Some(v.trim().trim_matches('"').to_string()),
-                    ),
-                    None => (p.to_string(), None),
-                })
-                .collect();
-            out.push(ExtensionOffer { name, params });
-        }
-    }
-    out
+    let joined = values.into_iter().collect::<Vec<_>>().join(",");
+    crate::http::parse_extensions_bounded(joined.as_bytes(), crate::http::MAX_EXTENSIONS)
+        .map(|l| l.list)
+        .unwrap_or_default()
 }
 
 /// The permessage-deflate a server accepted, from its response's extensions;
@@ -320,6 +294,12 @@ mod tests {
             accepted(&parse_extensions(["x-webkit-deflate-frame"])),
             None
         );
+        let quoted = parse_extensions(["x-foo, permessage-deflate; client_max_window_bits=\"10\""]);
+        assert_eq!(quoted.len(), 2);
+        assert_eq!(accepted(&quoted).unwrap().client.max_window_bits, 10);
+        assert!(parse_extensions(["permessage-deflate; =x"]).is_empty());
+        let two = parse_extensions(["a", "permessage-deflate"]);
+        assert_eq!(two.len(), 2, "several header values are one list");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use super::{ExitStatus, ReplayError, ReplayLimits};
 use crate::session::{
-    export_names, opcode_from_name, CloseRecord, FrameRecord, Manifest, ManifestSession,
-    MessageRecord, SCHEMA_VERSION,
+    export_names, CloseRecord, FrameRecord, Manifest, ManifestSession, MessageRecord,
+    SCHEMA_VERSION,
 };
 use crate::types::{Dir, Timestamp};
 use base64::Engine as _;
@@ -300,13 +300,8 @@ fn parse_messages(jsonl: &[u8], session: u64) -> Result<Vec<Recorded>, ReplayErr
 }
 
 fn recorded_from(rec: MessageRecord) -> Result<Recorded, String> {
-    let dir = match rec.dir.as_str() {
-        "c2s" => Dir::C2s,
-        "s2c" => Dir::S2c,
-        other => return Err(format!("unknown direction {other:?}")),
-    };
-    let opcode =
-        opcode_from_name(&rec.opcode).ok_or_else(|| format!("unknown opcode {:?}", rec.opcode))?;
+    let dir = rec.dir;
+    let opcode = rec.opcode.as_u8();
     let payload = match (rec.text, rec.b64) {
         (Some(t), _) => t.into_bytes(),
         (None, Some(b)) => base64::engine::general_purpose::STANDARD
@@ -320,7 +315,7 @@ fn recorded_from(rec: MessageRecord) -> Result<Recorded, String> {
         opcode,
         partial: rec.truncated || rec.incomplete || rec.inflate_failed,
         payload,
-        ts: parse_rfc3339(&rec.ts),
+        ts: Some(rec.ts),
         stream: rec.stream,
         compressed: rec.compressed,
         close: rec.close,
@@ -328,70 +323,9 @@ fn recorded_from(rec: MessageRecord) -> Result<Recorded, String> {
     })
 }
 
-/// Parses the `Timestamp::rfc3339` form (`YYYY-MM-DDTHH:MM:SS[.f]Z`).
-pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-');
-    let y: i64 = d.next()?.parse().ok()?;
-    let mo: u32 = d.next()?.parse().ok()?;
-    let day: u32 = d.next()?.parse().ok()?;
-    let (hms, frac) = match time.split_once('.') {
-        Some((a, b)) => (a, b),
-        None => (time, ""),
-    };
-    let mut t = hms.splitn(3, ':');
-    let h: i64 = t.next()?.parse().ok()?;
-    let mi: i64 = t.next()?.parse().ok()?;
-    let sec: i64 = t.next()?.parse().ok()?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<u32>().ok()? * 10u32.pow(9 - frac.len() as u32)
-    };
-    let secs = days_from_civil(y, mo, day) * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(Timestamp::new(secs, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_round_trips_timestamp_output() {
-        for t in [
-            Timestamp::new(0, 0),
-            Timestamp::new(1_700_000_000, 123_456_789),
-            Timestamp::new(951_782_400, 1),
-            Timestamp::new(-1, 500),
-        ] {
-            assert_eq!(parse_rfc3339(&t.rfc3339()), Some(t));
-        }
-        assert_eq!(
-            parse_rfc3339("2024-05-01T12:00:00.5Z"),
-            Some(Timestamp::new(1_714_564_800, 500_000_000))
-        );
-        assert_eq!(parse_rfc3339("2024-05-01 12:00:00Z"), None);
-        assert_eq!(parse_rfc3339("2024-13-01T12:00:00Z"), None);
-        assert_eq!(parse_rfc3339("garbage"), None);
-    }
 
     #[test]
     fn safe_paths_stay_inside() {
@@ -405,7 +339,7 @@ mod tests {
     #[test]
     fn message_records_decode_text_and_base64() {
         let line = br#"{"session":1,"dir":"s2c","index":0,"opcode":"binary","len":3,"b64":"AQID","ts":"1970-01-01T00:00:01.000000000Z","ts_last":"1970-01-01T00:00:01.000000000Z","packets":[],"seq":[0,0],"stream":[0,5],"frames":1}
-{"session":1,"dir":"c2s","index":0,"opcode":"text","len":2,"text":"hi","ts":"x","ts_last":"x","packets":[],"seq":[0,0],"stream":[0,8],"frames":1,"truncated":true}
+{"session":1,"dir":"c2s","index":0,"opcode":"text","len":2,"text":"hi","ts":"1970-01-01T00:00:02Z","ts_last":"1970-01-01T00:00:02Z","packets":[],"seq":[0,0],"stream":[0,8],"frames":1,"truncated":true}
 "#;
         let msgs = parse_messages(line, 1).unwrap();
         assert_eq!(msgs.len(), 2);
@@ -415,7 +349,14 @@ mod tests {
         assert_eq!(msgs[0].ts, Some(Timestamp::new(1, 0)));
         assert_eq!(msgs[1].payload, b"hi");
         assert!(msgs[1].partial);
-        assert_eq!(msgs[1].ts, None);
+        assert_eq!(msgs[1].ts, Some(Timestamp::new(2, 0)));
+        let bad_ts = br#"{"session":1,"dir":"c2s","index":0,"opcode":"text","len":0,"ts":"x","ts_last":"x","packets":[],"seq":[0,0],"stream":[0,0],"frames":1}"#;
+        assert!(
+            parse_messages(bad_ts, 1).is_err(),
+            "a bad timestamp is a bad export"
+        );
+        let bad_dir = br#"{"session":1,"dir":"up","index":0,"opcode":"text","len":0,"ts":"1970-01-01T00:00:02Z","ts_last":"1970-01-01T00:00:02Z","packets":[],"seq":[0,0],"stream":[0,0],"frames":1}"#;
+        assert!(parse_messages(bad_dir, 1).is_err());
         assert!(
             parse_messages(line, 2).is_err(),
             "wrong session must be rejected"
@@ -431,7 +372,7 @@ mod tests {
         };
         assert_eq!(refusal_reason(&m), None);
         m.gaps.push(crate::session::ExportGap {
-            dir: "s2c".into(),
+            dir: Dir::S2c,
             offset: 10,
             len: 1448,
         });

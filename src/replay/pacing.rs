@@ -1,7 +1,7 @@
 //! When each of our messages is sent: recorded timing scaled by `--speed`,
 //! and the number of peer messages that preceded it (for `--wait-*`).
 
-use super::export::{parse_rfc3339, LoadedSession};
+use super::export::LoadedSession;
 use crate::types::{Dir, Timestamp};
 use std::time::Duration;
 
@@ -20,8 +20,7 @@ pub struct Step {
 /// otherwise recorded delays (from the session start, or the first message
 /// when the start is unreadable) are divided by `speed`.
 pub fn plan(session: &LoadedSession, ours: Dir, speed: f64) -> Vec<Step> {
-    let base =
-        parse_rfc3339(&session.meta.start).or_else(|| session.messages.iter().find_map(|m| m.ts));
+    let base = Some(session.meta.start);
     let mut steps = Vec::new();
     let mut peer_seen = 0usize;
     let mut last = Duration::ZERO;
@@ -82,7 +81,7 @@ mod tests {
     fn session() -> LoadedSession {
         LoadedSession {
             meta: ManifestSession {
-                start: Timestamp::new(100, 0).rfc3339(),
+                start: Timestamp::new(100, 0),
                 ..Default::default()
             },
             request: vec![],

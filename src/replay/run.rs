@@ -543,8 +543,7 @@ impl<'a> Exchange<'a> {
     /// end, each sent at its message's time (all at once with speed 0).
     fn play_raw(&mut self, session: &LoadedSession) {
         let bin = session.bin(self.ours);
-        let base = super::export::parse_rfc3339(&session.meta.start)
-            .or_else(|| session.messages.iter().find_map(|m| m.ts));
+        let base = Some(session.meta.start);
         let mut sent_to = 0usize;
         let mut peer_seen = 0usize;
         for m in &session.messages {

@@ -68,7 +68,7 @@ pub(super) fn session_record(
     let local_packets = |ps: &[u64]| -> Vec<u64> { ps.iter().map(|&p| files.local(p).1).collect() };
     let record = SessionRecord {
         id,
-        ts: resp.ts.rfc3339(),
+        ts: resp.ts,
         client: client.to_string(),
         server: server.to_string(),
         uri: req.uri.clone(),

@@ -6,6 +6,7 @@
 //! directory in `docs/export.md`. Bump [`SCHEMA_VERSION`] on any incompatible
 //! change.
 
+use crate::types::{Dir, Opcode, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -18,32 +19,14 @@ pub fn tool_version() -> String {
 }
 
 /// The JSON name of an opcode: `text`, `binary`, `ping`, `pong`, `close`,
-/// `continuation`, or `reserved-N`.
+/// `continuation`, or `reserved-N` (see [`Opcode::name`]).
 pub fn opcode_name(op: u8) -> &'static str {
-    const RESERVED: [&str; 16] = [
-        "continuation",
-        "text",
-        "binary",
-        "reserved-3",
-        "reserved-4",
-        "reserved-5",
-        "reserved-6",
-        "reserved-7",
-        "close",
-        "ping",
-        "pong",
-        "reserved-11",
-        "reserved-12",
-        "reserved-13",
-        "reserved-14",
-        "reserved-15",
-    ];
-    RESERVED[(op & 0x0f) as usize]
+    Opcode::new(op).name()
 }
 
 /// Inverse of [`opcode_name`].
 pub fn opcode_from_name(name: &str) -> Option<u8> {
-    (0u8..16).find(|&op| opcode_name(op) == name)
+    Opcode::from_name(name).map(Opcode::as_u8)
 }
 
 /// One input capture file, with what proves its identity.
@@ -62,9 +45,9 @@ pub struct InputFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packets: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_ts: Option<String>,
+    pub first_ts: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_ts: Option<String>,
+    pub last_ts: Option<Timestamp>,
 }
 
 /// `{"type":"capture"}`: the first record of `read --json`.
@@ -110,7 +93,7 @@ pub struct DeflateRecord {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub id: u64,
-    pub ts: String,
+    pub ts: Timestamp,
     /// `ip:port` (IPv6 as `[addr]:port`).
     pub client: String,
     pub server: String,
@@ -155,10 +138,10 @@ pub struct FrameRecord {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
     pub session: u64,
-    pub dir: String,
+    pub dir: Dir,
     /// Per direction, from 0.
     pub index: u64,
-    pub opcode: String,
+    pub opcode: Opcode,
     /// Decoded length (unmasked, inflated), even when `truncated`.
     pub len: u64,
     /// Payload as text (valid UTF-8 text messages) ...
@@ -167,8 +150,8 @@ pub struct MessageRecord {
     /// ... or base64 of the bytes held (everything else).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub b64: Option<String>,
-    pub ts: String,
-    pub ts_last: String,
+    pub ts: Timestamp,
+    pub ts_last: Timestamp,
     /// 1-based packet numbers (per input file) that carried its frames.
     pub packets: Vec<u64>,
     /// TCP sequence numbers of its first byte and one past its last byte.
@@ -206,9 +189,9 @@ pub struct AnomalyRecord {
     pub name: String,
     pub session: Option<u64>,
     pub flow: Option<u64>,
-    pub dir: Option<String>,
+    pub dir: Option<Dir>,
     pub packet: Option<u64>,
-    pub ts: Option<String>,
+    pub ts: Option<Timestamp>,
     pub detail: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<usize>,
@@ -219,13 +202,13 @@ pub struct AnomalyRecord {
 pub struct GapRecord {
     pub session: Option<u64>,
     pub flow: u64,
-    pub dir: Option<String>,
+    pub dir: Option<Dir>,
     pub seq: u32,
     pub offset: u64,
     pub len: u64,
     pub reason: String,
     pub packet: Option<u64>,
-    pub ts: Option<String>,
+    pub ts: Option<Timestamp>,
 }
 
 /// Counts per direction.
@@ -239,7 +222,7 @@ pub struct PerDir {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionEndRecord {
     pub session: u64,
-    pub ts: String,
+    pub ts: Timestamp,
     /// `fin`, `rst`, `timeout`, `evicted`, `new_connection`, `end_of_input`.
     pub reason: String,
     pub messages: PerDir,
@@ -276,7 +259,7 @@ pub struct StatsRecord {
 /// One gap in an exported stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportGap {
-    pub dir: String,
+    pub dir: Dir,
     /// Offset in the direction's stream file where the missing bytes would start.
     pub offset: u64,
     pub len: u64,
@@ -296,8 +279,8 @@ pub struct ManifestSession {
     pub extensions: Vec<String>,
     pub deflate_c2s: Option<DeflateRecord>,
     pub deflate_s2c: Option<DeflateRecord>,
-    pub start: String,
-    pub end: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
     pub messages: PerDir,
     pub close_c2s: Option<CloseRecord>,
     pub close_s2c: Option<CloseRecord>,
@@ -314,8 +297,8 @@ pub struct Manifest {
     pub tool: String,
     pub command: Vec<String>,
     pub inputs: Vec<InputFile>,
-    pub first_ts: Option<String>,
-    pub last_ts: Option<String>,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
     pub sessions: Vec<ManifestSession>,
     /// SHA-256 of every other file written, by path relative to the export directory.
     pub files: BTreeMap<String, String>,
@@ -357,8 +340,8 @@ mod tests {
     fn message_record_omits_defaults() {
         let m = MessageRecord {
             session: 1,
-            dir: "c2s".into(),
-            opcode: "text".into(),
+            dir: Dir::C2s,
+            opcode: Opcode::TEXT,
             text: Some("hi".into()),
             ..Default::default()
         };

@@ -121,9 +121,9 @@ impl<S: Sink> SessionStage<S> {
             name: a.name.to_owned(),
             session,
             flow: Some(flow),
-            dir: dir.map(|d| d.as_str().to_owned()),
+            dir,
             packet,
-            ts: (a.ts != Timestamp::default()).then(|| a.ts.rfc3339()),
+            ts: (a.ts != Timestamp::default()).then_some(a.ts),
             detail: a.detail.clone(),
             file: if self.files.multi() { file } else { None },
         }
@@ -169,13 +169,13 @@ impl<S: Sink> SessionStage<S> {
         let rec = GapRecord {
             session,
             flow,
-            dir: dir.map(|d| d.as_str().to_owned()),
+            dir,
             seq,
             offset,
             len,
             reason: reason.to_owned(),
             packet: (packet > 0).then(|| self.files.local(packet).1),
-            ts: Some(ts.rfc3339()),
+            ts: Some(ts),
         };
         self.sink.gap(&rec)
     }

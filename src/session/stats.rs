@@ -89,7 +89,7 @@ impl SessionSummary {
     pub fn end_record(&self, id: u64, reason: &CloseReason) -> SessionEndRecord {
         SessionEndRecord {
             session: id,
-            ts: self.last_ts.rfc3339(),
+            ts: self.last_ts,
             reason: reason.name().to_owned(),
             messages: self.messages,
             bytes: self.bytes,

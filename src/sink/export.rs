@@ -539,10 +539,8 @@ impl ExportSink {
         let mut entry = s.entry;
         match end {
             Some(rec) => {
-                entry.end = rec.ts.clone();
-                if let Some(t) = har::parse_rfc3339(&rec.ts) {
-                    widen(&mut self.span, t);
-                }
+                entry.end = rec.ts;
+                widen(&mut self.span, rec.ts);
                 if rec.close_c2s.is_some() {
                     entry.close_c2s = rec.close_c2s.clone();
                 }
@@ -552,9 +550,7 @@ impl ExportSink {
                 entry.incomplete = rec.incomplete;
             }
             None => {
-                entry.end = s
-                    .last_ts
-                    .map_or_else(|| entry.start.clone(), |t| t.rfc3339());
+                entry.end = s.last_ts.unwrap_or(entry.start);
                 entry.incomplete = true;
             }
         }
@@ -594,7 +590,7 @@ impl ExportSink {
 
     fn manifest(&mut self) -> Manifest {
         let (first_ts, last_ts) = match self.span {
-            Some((a, b)) => (Some(a.rfc3339()), Some(b.rfc3339())),
+            Some((a, b)) => (Some(a), Some(b)),
             None => (None, None),
         };
         Manifest {
@@ -624,7 +620,7 @@ impl Sink for ExportSink {
             .iter()
             .flat_map(|i: &InputFile| [&i.first_ts, &i.last_ts])
         {
-            if let Some(t) = t.as_deref().and_then(har::parse_rfc3339) {
+            if let Some(t) = *t {
                 widen(&mut self.span, t);
             }
         }
@@ -661,9 +657,7 @@ impl Sink for ExportSink {
                 messages_abandon(&dir);
                 let _ = fs::remove_file(tmp_name(&dir, export_names::C2S));
             })?;
-        if let Some(t) = har::parse_rfc3339(&rec.ts) {
-            widen(&mut self.span, t);
-        }
+        widen(&mut self.span, rec.ts);
         let entry = ManifestSession {
             id,
             path: rel,
@@ -675,7 +669,7 @@ impl Sink for ExportSink {
             extensions: rec.extensions.clone(),
             deflate_c2s: rec.deflate_c2s.clone(),
             deflate_s2c: rec.deflate_s2c.clone(),
-            start: rec.ts.clone(),
+            start: rec.ts,
             ..Default::default()
         };
         let tick = self.tick;
@@ -741,7 +735,7 @@ impl Sink for ExportSink {
 
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
         let Some(id) = a.session else { return Ok(()) };
-        let ts = a.ts.as_deref().and_then(har::parse_rfc3339);
+        let ts = a.ts;
         let entry = match self.live.get_mut(&id) {
             Some(s) => {
                 if let Some(t) = ts {
@@ -804,7 +798,7 @@ impl Sink for ExportSink {
             len,
         });
         s.entry.gaps.push(ExportGap {
-            dir: dir.as_str().to_owned(),
+            dir,
             offset: file,
             len,
         });
@@ -873,7 +867,7 @@ mod tests {
     fn session_record(id: u64) -> SessionRecord {
         SessionRecord {
             id,
-            ts: ts(0).rfc3339(),
+            ts: ts(0),
             client: "127.0.0.1:50000".into(),
             server: "127.0.0.1:8765".into(),
             uri: "/chat".into(),
@@ -1034,7 +1028,7 @@ mod tests {
             sink.anomaly(&AnomalyRecord {
                 name: name.into(),
                 session: Some(1),
-                ts: Some(ts(3).rfc3339()),
+                ts: Some(ts(3)),
                 ..Default::default()
             })?;
         }
@@ -1048,7 +1042,7 @@ mod tests {
         sink.message(&msg(2, Dir::C2s, 0, 1, b"two", [0, 9], 5, &[]))?;
         sink.session_end(&SessionEndRecord {
             session: 1,
-            ts: ts(6).rfc3339(),
+            ts: ts(6),
             reason: "fin".into(),
             messages: PerDir { c2s: 2, s2c: 2 },
             close_s2c: Some(CloseRecord {
@@ -1153,18 +1147,15 @@ mod tests {
             Some("00"),
             "capture record wins"
         );
-        assert_eq!(m.first_ts, Some(ts(0).rfc3339()));
-        assert_eq!(m.last_ts, Some(ts(6).rfc3339()));
+        assert_eq!(m.first_ts, Some(ts(0)));
+        assert_eq!(m.last_ts, Some(ts(6)));
         assert_eq!(m.sessions.len(), 2);
         let s1 = &m.sessions[0];
         assert_eq!((s1.id, s1.path.as_str()), (1, "sessions/000001"));
         assert_eq!(s1.client, "127.0.0.1:50000");
         assert_eq!(s1.host.as_deref(), Some("localhost:8765"));
         assert_eq!(s1.deflate_s2c.as_ref().map(|d| d.max_window_bits), Some(15));
-        assert_eq!(
-            (s1.start.clone(), s1.end.clone()),
-            (ts(0).rfc3339(), ts(6).rfc3339())
-        );
+        assert_eq!((s1.start, s1.end), (ts(0), ts(6)));
         assert_eq!(s1.messages, PerDir { c2s: 2, s2c: 2 });
         assert_eq!(
             s1.close_c2s,
@@ -1180,7 +1171,7 @@ mod tests {
         assert_eq!(
             s1.gaps,
             [ExportGap {
-                dir: "s2c".into(),
+                dir: Dir::S2c,
                 offset: 5,
                 len: 100
             }]
@@ -1192,7 +1183,7 @@ mod tests {
         assert!(!s1.incomplete);
         let s2 = &m.sessions[1];
         assert!(s2.incomplete, "left open until finish");
-        assert_eq!(s2.end, ts(5).rfc3339());
+        assert_eq!(s2.end, ts(5));
         assert_eq!(s2.messages, PerDir { c2s: 1, s2c: 0 });
         let files = tree(&root);
         assert_eq!(
@@ -1314,7 +1305,7 @@ mod tests {
         }
         sink.session_end(&SessionEndRecord {
             session: 3,
-            ts: ts(1).rfc3339(),
+            ts: ts(1),
             ..Default::default()
         })
         .unwrap();

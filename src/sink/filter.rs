@@ -136,11 +136,8 @@ impl Filter {
 
     /// The time window on a record's optional RFC 3339 timestamp; records
     /// without one are kept.
-    fn keeps_ts(&self, ts: Option<&str>) -> bool {
-        if self.since.is_none() && self.until.is_none() {
-            return true;
-        }
-        match ts.and_then(|t| parse_time(t, None).ok()) {
+    fn keeps_ts(&self, ts: Option<Timestamp>) -> bool {
+        match ts {
             Some(t) => self.in_window(t),
             None => true,
         }
@@ -216,9 +213,6 @@ fn parse_absolute(s: &str) -> Option<Timestamp> {
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
     let mut i = 19;
     let mut nanos: i64 = 0;
     if b.get(i) == Some(&b'.') {
@@ -249,20 +243,8 @@ fn parse_absolute(s: &str) -> Option<Timestamp> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
-    Some(Timestamp::new(secs, nanos as u32))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let local = Timestamp::from_civil(y, mo, d, h, mi, sec, nanos as u32)?;
+    Some(Timestamp::new(local.secs - offset_secs, local.nanos))
 }
 
 /// Applies a [`Filter`] to every record before passing it on.
@@ -348,14 +330,14 @@ impl<S: Sink> Sink for FilterSink<S> {
         self.inner.context_break()
     }
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
-        if self.session_kept(a.session) && self.filter.keeps_ts(a.ts.as_deref()) {
+        if self.session_kept(a.session) && self.filter.keeps_ts(a.ts) {
             self.inner.anomaly(a)
         } else {
             Ok(())
         }
     }
     fn gap(&mut self, g: &GapRecord) -> io::Result<()> {
-        if self.session_kept(g.session) && self.filter.keeps_ts(g.ts.as_deref()) {
+        if self.session_kept(g.session) && self.filter.keeps_ts(g.ts) {
             self.inner.gap(g)
         } else {
             Ok(())

@@ -7,8 +7,8 @@
 //! nothing of a session's traffic has to stay in memory until the end of the
 //! run.
 
-use crate::session::{export_names, opcode_from_name, ManifestSession, MessageRecord};
-use crate::types::Timestamp;
+use crate::session::{export_names, ManifestSession, MessageRecord};
+use crate::types::{Dir, Timestamp};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -138,15 +138,11 @@ fn write_entry(
     let dir = root.join(&s.path);
     let req = parse_head(&read_head(&dir.join(export_names::REQUEST))?);
     let resp = parse_head(&read_head(&dir.join(export_names::RESPONSE))?);
-    let start = parse_rfc3339(&s.start);
-    let duration_ms = match (start, parse_rfc3339(&s.end)) {
-        (Some(a), Some(b)) => (b.secs_since(a) * 1000.0).max(0.0),
-        _ => 0.0,
-    };
+    let duration_ms = (s.end.secs_since(s.start) * 1000.0).max(0.0);
     let [method, _, req_version] = req.first;
     let [resp_version, status, status_text] = resp.first;
     let head = EntryHead {
-        started: start.map(har_datetime).unwrap_or_else(|| s.start.clone()),
+        started: har_datetime(s.start),
         time: duration_ms,
         request: Request {
             method,
@@ -215,9 +211,12 @@ fn write_messages(out: &mut dyn Write, path: &Path, line: &mut Vec<u8>) -> io::R
         })?;
         let msg = WsMessage {
             // Chrome's view is the client's: what it sent, what it received.
-            kind: if rec.dir == "c2s" { "send" } else { "receive" },
-            time: parse_rfc3339(&rec.ts).map(epoch_secs).unwrap_or(0.0),
-            opcode: opcode_from_name(&rec.opcode).unwrap_or(0),
+            kind: match rec.dir {
+                Dir::C2s => "send",
+                Dir::S2c => "receive",
+            },
+            time: epoch_secs(rec.ts),
+            opcode: rec.opcode.as_u8(),
             data: rec.text.as_deref().or(rec.b64.as_deref()).unwrap_or(""),
         };
         out.write_all(if first { b"\n" } else { b",\n" })?;
@@ -331,84 +330,9 @@ fn epoch_secs(t: Timestamp) -> f64 {
     t.secs as f64 + t.nanos as f64 / 1e9
 }
 
-/// Parses the `YYYY-MM-DDTHH:MM:SS[.fraction]Z` form [`Timestamp::rfc3339`] writes.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    let num = |a: usize, b: usize| -> Option<i64> {
-        let part = s.get(a..b)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let sep = |i: usize, c: u8| s.as_bytes().get(i) == Some(&c);
-    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
-        return None;
-    }
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let rest = s.get(19..)?;
-    let frac = rest.strip_suffix('Z')?;
-    let nanos = match frac.strip_prefix('.') {
-        None if frac.is_empty() => 0,
-        Some(digits) if (1..=9).contains(&digits.len()) => {
-            let n: u32 = digits.parse().ok()?;
-            n * 10u32.pow(9 - digits.len() as u32)
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(Timestamp::new(secs, nanos))
-}
-
-/// Days since 1970-01-01, after Howard Hinnant's algorithm.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_round_trips() {
-        for t in [
-            Timestamp::new(0, 0),
-            Timestamp::new(1_700_000_000, 123_456_789),
-            Timestamp::new(951_782_400, 1),
-            Timestamp::new(4_102_444_799, 999_999_999),
-        ] {
-            assert_eq!(parse_rfc3339(&t.rfc3339()), Some(t), "{t}");
-        }
-        assert_eq!(
-            parse_rfc3339("2023-11-14T22:13:20.5Z"),
-            Some(Timestamp::new(1_700_000_000, 500_000_000))
-        );
-        assert_eq!(
-            parse_rfc3339("2023-11-14T22:13:20Z"),
-            Some(Timestamp::new(1_700_000_000, 0))
-        );
-        for bad in [
-            "",
-            "2023-11-14",
-            "2023-13-14T22:13:20Z",
-            "2023-11-14T22:13:20.Z",
-            "x023-11-14T22:13:20Z",
-            "2023-11-14T22:13:20.1234567890Z",
-            "2023-11-14T22:13:20+01:00",
-            "2023-11-14T22:13:20.é5Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn har_datetime_is_milliseconds() {

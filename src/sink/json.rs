@@ -11,6 +11,7 @@ use crate::session::{
     opcode_name, AnomalyRecord, CaptureRecord, CloseRecord, FrameRecord, GapRecord, MessageRecord,
     SessionEndRecord, StatsRecord,
 };
+use crate::types::Opcode;
 use base64::Engine;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -232,14 +233,14 @@ pub fn message_record(m: &MessageView<'_>, with_frames: bool) -> MessageRecord {
     };
     MessageRecord {
         session: m.session,
-        dir: m.dir.as_str().to_owned(),
+        dir: m.dir,
         index: m.index,
-        opcode: opcode_name(m.opcode).to_owned(),
+        opcode: Opcode::new(m.opcode),
         len: m.len,
         text,
         b64,
-        ts: m.ts.rfc3339(),
-        ts_last: m.ts_last.rfc3339(),
+        ts: m.ts,
+        ts_last: m.ts_last,
         packets: m.packets.to_vec(),
         seq: m.seq,
         stream: m.stream,

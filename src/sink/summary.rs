@@ -5,14 +5,14 @@
 
 use super::{SessionView, Sink};
 use crate::session::{AnomalyRecord, CloseRecord, PerDir, SessionEndRecord};
-use crate::sink::filter::parse_time;
+use crate::types::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 /// One row of `wssniff sessions` (`"type":"session_summary"` in JSON).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct SessionSummary {
+pub struct SessionRow {
     pub id: u64,
     pub client: String,
     pub server: String,
@@ -22,10 +22,10 @@ pub struct SessionSummary {
     pub subprotocol: Option<String>,
     pub extensions: Vec<String>,
     /// Time of the 101 response.
-    pub start: String,
+    pub start: Timestamp,
     /// Time of the session's last packet (null if the session never ended,
     /// which cannot happen over files: the end of input ends every session).
-    pub end: Option<String>,
+    pub end: Option<Timestamp>,
     /// Seconds from `start` to `end`.
     pub duration: f64,
     pub messages: PerDir,
@@ -45,7 +45,7 @@ pub struct SessionSummary {
     pub file: Option<usize>,
 }
 
-impl SessionSummary {
+impl SessionRow {
     pub fn total_bytes(&self) -> u64 {
         self.wire_bytes.c2s + self.wire_bytes.s2c
     }
@@ -161,10 +161,10 @@ struct NameAcc {
     first_file: Option<usize>,
 }
 
-/// Collects [`SessionSummary`] and [`AnomalySummary`] rows.
+/// Collects [`SessionRow`] and [`AnomalySummary`] rows.
 #[derive(Default)]
 pub struct SummarySink {
-    sessions: BTreeMap<u64, SessionSummary>,
+    sessions: BTreeMap<u64, SessionRow>,
     anomalies: BTreeMap<String, NameAcc>,
 }
 
@@ -174,7 +174,7 @@ impl SummarySink {
     }
 
     /// The sessions, in id (start) order.
-    pub fn sessions(&self) -> Vec<SessionSummary> {
+    pub fn sessions(&self) -> Vec<SessionRow> {
         self.sessions.values().cloned().collect()
     }
 
@@ -222,10 +222,10 @@ pub enum SortKey {
 
 /// Sorts summaries; ties (and `Start`) fall back to id order, so output is
 /// deterministic.
-pub fn sort_sessions(v: &mut [SessionSummary], key: SortKey) {
+pub fn sort_sessions(v: &mut [SessionRow], key: SortKey) {
     use std::cmp::Reverse;
     match key {
-        SortKey::Start => v.sort_by(|a, b| (&a.start, a.id).cmp(&(&b.start, b.id))),
+        SortKey::Start => v.sort_by_key(|a| (a.start, a.id)),
         SortKey::Bytes => v.sort_by_key(|s| (Reverse(s.total_bytes()), s.id)),
         SortKey::Anomalies => v.sort_by_key(|s| (Reverse(s.anomalies), s.id)),
         SortKey::Messages => v.sort_by_key(|s| (Reverse(s.total_messages()), s.id)),
@@ -240,7 +240,7 @@ impl Sink for SummarySink {
         let r = s.record;
         self.sessions.insert(
             r.id,
-            SessionSummary {
+            SessionRow {
                 id: r.id,
                 client: r.client.clone(),
                 server: r.server.clone(),
@@ -249,7 +249,7 @@ impl Sink for SummarySink {
                 origin: r.origin.clone(),
                 subprotocol: r.subprotocol.clone(),
                 extensions: r.extensions.clone(),
-                start: r.ts.clone(),
+                start: r.ts,
                 file: r.file,
                 ..Default::default()
             },
@@ -282,12 +282,8 @@ impl Sink for SummarySink {
 
     fn session_end(&mut self, e: &SessionEndRecord) -> io::Result<()> {
         if let Some(s) = self.sessions.get_mut(&e.session) {
-            let start = parse_time(&s.start, None).ok();
-            let end = parse_time(&e.ts, None).ok();
-            if let (Some(a), Some(b)) = (start, end) {
-                s.duration = b.secs_since(a).max(0.0);
-            }
-            s.end = Some(e.ts.clone());
+            s.duration = e.ts.secs_since(s.start).max(0.0);
+            s.end = Some(e.ts);
             s.messages = e.messages;
             s.bytes = e.bytes;
             s.wire_bytes = e.wire_bytes;

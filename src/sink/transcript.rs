@@ -76,6 +76,14 @@ impl<W: Write> TranscriptSink<W> {
         self.paint(CYAN, &padded);
     }
 
+    /// A record's time as `HH:MM:SS.micro`, or as many blanks.
+    fn clock_or_blank(&mut self, ts: Option<crate::types::Timestamp>) {
+        match ts {
+            Some(t) => self.line.push_str(&t.clock()),
+            None => self.line.push_str("               "),
+        }
+    }
+
     fn dir_tag(&mut self, dir: Dir) {
         let (c, s) = match dir {
             Dir::C2s => (GREEN, "->"),
@@ -202,7 +210,7 @@ pub fn preview(payload: &[u8], is_text: bool, max: usize) -> String {
 impl<W: Write> Sink for TranscriptSink<W> {
     fn session(&mut self, sv: &SessionView<'_>) -> io::Result<()> {
         let s = sv.record;
-        self.line.push_str(&s.ts[11..26.min(s.ts.len())]);
+        self.line.push_str(&s.ts.clock());
         self.line.push(' ');
         self.session_tag(Some(s.id));
         let _ = write!(self.line, " {} -> {} ", s.client, s.server);
@@ -306,17 +314,13 @@ impl<W: Write> Sink for TranscriptSink<W> {
     }
 
     fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
-        match &a.ts {
-            Some(ts) if ts.len() >= 26 => self.line.push_str(&ts[11..26]),
-            _ => self.line.push_str("               "),
-        }
+        self.clock_or_blank(a.ts);
         self.line.push(' ');
         self.session_tag(a.session);
         self.line.push(' ');
-        match a.dir.as_deref() {
-            Some("c2s") => self.dir_tag(Dir::C2s),
-            Some("s2c") => self.dir_tag(Dir::S2c),
-            _ => self.line.push_str("  "),
+        match a.dir {
+            Some(d) => self.dir_tag(d),
+            None => self.line.push_str("  "),
         }
         self.line.push(' ');
         let name = format!("!! {}", a.name);
@@ -330,17 +334,13 @@ impl<W: Write> Sink for TranscriptSink<W> {
     }
 
     fn gap(&mut self, g: &GapRecord) -> io::Result<()> {
-        match &g.ts {
-            Some(ts) if ts.len() >= 26 => self.line.push_str(&ts[11..26]),
-            _ => self.line.push_str("               "),
-        }
+        self.clock_or_blank(g.ts);
         self.line.push(' ');
         self.session_tag(g.session);
         self.line.push(' ');
-        match g.dir.as_deref() {
-            Some("c2s") => self.dir_tag(Dir::C2s),
-            Some("s2c") => self.dir_tag(Dir::S2c),
-            _ => self.line.push_str("  "),
+        match g.dir {
+            Some(d) => self.dir_tag(d),
+            None => self.line.push_str("  "),
         }
         let text = format!(
             " GAP {} bytes lost at seq {} (stream offset {}, {})",
@@ -351,7 +351,7 @@ impl<W: Write> Sink for TranscriptSink<W> {
     }
 
     fn session_end(&mut self, e: &SessionEndRecord) -> io::Result<()> {
-        self.line.push_str(&e.ts[11..26.min(e.ts.len())]);
+        self.line.push_str(&e.ts.clock());
         self.line.push(' ');
         self.session_tag(Some(e.session));
         let _ = write!(

@@ -13,10 +13,10 @@ use std::time::Duration;
 use wssniff::replay::deflate::{Compressor, DirParams};
 use wssniff::replay::wire::encode_frame;
 use wssniff::session::{
-    export_names, opcode_name, CloseRecord, DeflateRecord, ExportGap, FrameRecord, Manifest,
-    ManifestSession, MessageRecord, PerDir, SCHEMA_VERSION,
+    export_names, CloseRecord, DeflateRecord, ExportGap, FrameRecord, Manifest, ManifestSession,
+    MessageRecord, PerDir, SCHEMA_VERSION,
 };
-use wssniff::types::Timestamp;
+use wssniff::types::{Dir, Timestamp};
 
 pub const TEXT: u8 = 1;
 pub const BINARY: u8 = 2;
@@ -84,8 +84,8 @@ impl Default for Spec {
 
 const START: i64 = 1_714_564_800;
 
-fn ts(ms: u64) -> String {
-    Timestamp::new(START + (ms / 1000) as i64, ((ms % 1000) * 1_000_000) as u32).rfc3339()
+fn ts(ms: u64) -> Timestamp {
+    Timestamp::new(START + (ms / 1000) as i64, ((ms % 1000) * 1_000_000) as u32)
 }
 
 /// Writes `dir` as `wssniff --export` would for one session.
@@ -153,9 +153,9 @@ pub fn write_export(dir: &Path, spec: &Spec) {
         });
         let rec = MessageRecord {
             session: spec.id,
-            dir: if m.c2s { "c2s" } else { "s2c" }.into(),
+            dir: if m.c2s { Dir::C2s } else { Dir::S2c },
             index: index[d],
-            opcode: opcode_name(m.opcode).into(),
+            opcode: wssniff::types::Opcode::new(m.opcode),
             len: m.payload.len() as u64,
             text: text.then(|| String::from_utf8(m.payload.clone()).unwrap()),
             b64: (!text).then(|| base64::engine::general_purpose::STANDARD.encode(&m.payload)),

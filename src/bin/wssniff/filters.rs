@@ -5,8 +5,8 @@
 use clap::{Args, ValueEnum};
 use std::io;
 use std::path::PathBuf;
-use wssniff::pipeline::{self, Config, NoProgress};
-use wssniff::sink::filter::{parse_time, AnomalousSessions, Filter, FilterSink};
+use wssniff::pipeline::{self, Config};
+use wssniff::sink::filter::{parse_time, Filter, FilterSink};
 use wssniff::sink::grep::{GrepSink, Matcher};
 use wssniff::sink::Sink;
 use wssniff::types::{Dir, Timestamp};
@@ -163,20 +163,7 @@ impl FilterArgs {
             until: time(&self.until)?,
         };
         if self.anomalous {
-            if files.iter().any(|f| f.as_os_str() == "-") {
-                return Err(usage(
-                    "--anomalous reads the input twice and cannot read stdin: save the capture to a file first".into(),
-                ));
-            }
-            // First pass: which sessions have anomalies (they may come after
-            // the session's first messages, so one pass cannot know).
-            let first = pipeline::run_files(
-                files,
-                cfg.clone(),
-                AnomalousSessions::default(),
-                &mut NoProgress,
-            )?;
-            filter.only_sessions = Some(first.sink.ids);
+            filter.only_sessions = Some(pipeline::anomalous_sessions(files, cfg.clone())?);
         }
         Ok(filter)
     }

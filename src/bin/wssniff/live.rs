@@ -13,14 +13,14 @@ use super::{exit, print_final_stats, ColorChoice, LimitArgs};
 use clap::Args;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use wssniff::capture::live::{self, LiveCapture, LiveConfig, LiveError, SaveFile};
-use wssniff::pipeline::Analyzer;
-use wssniff::session::{tool_version, CaptureRecord, InputFile, SCHEMA_VERSION};
+use std::time::Duration;
+use wssniff::capture::live::{self, LiveCapture, LiveConfig, SaveFile};
+use wssniff::pipeline::live::{capture_loop, Stop, StopAfter};
+use wssniff::pipeline::{Analyzer, Outputs};
+use wssniff::session::InputFile;
 use wssniff::sink::filter::FilterSink;
-use wssniff::sink::{JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink};
 
 /// Exit status after a second SIGINT/SIGTERM, as a shell reports a SIGINT death.
 const EXIT_INTERRUPTED: i32 = 130;
@@ -158,15 +158,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than 0".to_owned());
     }
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
-}
-
-/// Why the capture loop ended.
-enum Stop {
-    Signal,
-    Count,
-    Duration,
-    Failed(LiveError),
-    Output(io::Error),
 }
 
 fn usage(msg: &str) -> u8 {
@@ -326,37 +317,26 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
     let stdout = io::stdout();
     let is_tty = stdout.is_terminal();
     let out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(dir) = &args.export {
-        sinks.push(Box::new(crate::export_sink(dir, args.force, &inputs)?));
-    }
-    if args.stats {
-        // Only the final statistics, below.
-    } else if args.json {
-        let mut s = JsonSink::new(out);
-        s.line_buffered = true;
-        sinks.push(Box::new(s));
+    let outputs = Outputs {
+        format: crate::format(
+            args.json,
+            args.stats,
+            args.color.enabled(is_tty),
+            args.preview,
+        ),
+        export: args
+            .export
+            .as_deref()
+            .map(|d| crate::export_options(d, args.force)),
+        line_buffered: true,
+    };
+    let inputs = if outputs.needs_inputs() {
+        inputs
     } else {
-        let color = args.color.enabled(is_tty);
-        sinks.push(Box::new(TranscriptSink::new(
-            out,
-            TranscriptOptions {
-                color,
-                preview: args.preview,
-                line_buffered: true,
-                ..Default::default()
-            },
-        )));
-    }
+        Vec::new()
+    };
     let select = args.select.build(&[], &args.limits.config())?;
-    let mut tee = FilterSink::new(Tee::new(sinks), select);
-    if args.json || args.export.is_some() {
-        tee.capture(&CaptureRecord {
-            schema: SCHEMA_VERSION,
-            tool: tool_version(),
-            inputs,
-        })?;
-    }
+    let tee = FilterSink::new(outputs.build(out, inputs)?, select);
     let cfg = args.limits.config();
     let mut an = Analyzer::new(cfg, tee);
     // A long capture must not hold closed sessions (and their inflaters)
@@ -367,7 +347,11 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
         eprintln!("wssniff: {}", cap.listening_line());
     }
 
-    let why = capture_loop(args, cap, stop, &mut an, save.as_mut());
+    let after = StopAfter {
+        count: args.count,
+        duration: args.duration,
+    };
+    let why = capture_loop(cap, &mut an, save.as_mut(), stop, after);
 
     // The orderly finish, whatever stopped the loop.
     let mut save_err = None;
@@ -397,48 +381,6 @@ fn capture(args: &LiveArgs, cap: &mut LiveCapture, stop: &AtomicBool) -> io::Res
             Ok(exit::INPUT)
         }
         Stop::Output(e) => Err(e),
-    }
-}
-
-/// Reads and analyses packets until something stops it.
-fn capture_loop<S: Sink>(
-    args: &LiveArgs,
-    cap: &mut LiveCapture,
-    stop: &AtomicBool,
-    an: &mut Analyzer<S>,
-    mut save: Option<&mut SaveFile<std::fs::File>>,
-) -> Stop {
-    let deadline = args.duration.map(|d| Instant::now() + d);
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Stop::Signal;
-        }
-        if args.count.is_some_and(|c| cap.captured() >= c) {
-            return Stop::Count;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Stop::Duration;
-        }
-        match cap.next_packet() {
-            Ok(Some(pkt)) => {
-                if let Some(s) = save.as_deref_mut() {
-                    if let Err(e) = s.write(&pkt) {
-                        return Stop::Output(e);
-                    }
-                }
-                if let Err(e) = an.packet(&pkt) {
-                    return Stop::Output(e);
-                }
-            }
-            Ok(None) => {
-                if let Some(s) = save.as_deref_mut() {
-                    if let Err(e) = s.tick() {
-                        return Stop::Output(e);
-                    }
-                }
-            }
-            Err(e) => return Stop::Failed(e),
-        }
     }
 }
 

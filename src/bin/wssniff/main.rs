@@ -9,11 +9,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wssniff::pipeline::{self, Config, RunOutcome};
+use wssniff::pipeline::{self, Config, Format, Outputs, RunOutcome};
 use wssniff::session::{tool_version, CaptureRecord, SCHEMA_VERSION};
-use wssniff::sink::{
-    ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink,
-};
+use wssniff::sink::{ExportOptions, JsonSink, Sink, TranscriptOptions, TranscriptSink};
 
 mod live;
 
@@ -351,21 +349,29 @@ fn finish_status<S>(outcome: &RunOutcome<S>) -> u8 {
     }
 }
 
-/// The `--export DIR` sink, recording the command line and the inputs.
-pub(crate) fn export_sink(
-    dir: &std::path::Path,
-    force: bool,
-    inputs: &[wssniff::session::InputFile],
-) -> io::Result<ExportSink> {
-    let opts = ExportOptions {
+/// The `--export DIR` options, recording the command line.
+pub(crate) fn export_options(dir: &std::path::Path, force: bool) -> ExportOptions {
+    ExportOptions {
         dir: dir.to_path_buf(),
         force,
         command: std::env::args().collect(),
-        inputs: inputs.to_vec(),
         ..Default::default()
-    };
-    ExportSink::create(opts)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot export to {}: {e}", dir.display())))
+    }
+}
+
+/// The main output `read` and live capture write.
+pub(crate) fn format(json: bool, stats: bool, color: bool, preview: usize) -> Format {
+    if stats {
+        Format::StatsOnly
+    } else if json {
+        Format::Json
+    } else {
+        Format::Transcript(TranscriptOptions {
+            color,
+            preview,
+            ..Default::default()
+        })
+    }
 }
 
 fn read(args: ReadArgs) -> io::Result<u8> {
@@ -380,17 +386,24 @@ fn read(args: ReadArgs) -> io::Result<u8> {
     let stdout = io::stdout();
     let is_tty = stdout.is_terminal();
     let out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let needs_inputs = args.json || args.export.is_some();
-    let inputs = if needs_inputs && !args.stats {
+    let outputs = Outputs {
+        format: format(
+            args.json,
+            args.stats,
+            args.color.enabled(is_tty),
+            args.preview,
+        ),
+        export: args
+            .export
+            .as_deref()
+            .map(|d| export_options(d, args.force)),
+        line_buffered: false,
+    };
+    let inputs = if outputs.needs_inputs() {
         pipeline::describe_inputs(&args.files)
     } else {
         Vec::new()
     };
-    if let Some(dir) = &args.export {
-        sinks.push(Box::new(crate::export_sink(dir, args.force, &inputs)?));
-    }
     let threads = args
         .threads
         .map_or_else(wssniff::pipeline::sharded::default_threads, |n| n as usize);
@@ -398,32 +411,9 @@ fn read(args: ReadArgs) -> io::Result<u8> {
     // serialized output cannot be filtered after the fact.
     let plain = filter.is_empty() && !args.grep.active();
     if threads > 1 && args.export.is_none() && plain {
-        return read_sharded(&args, cfg, threads, is_tty, out, inputs);
+        return read_sharded(&args, cfg, threads, outputs.format, out, inputs);
     }
-    let mut stats_only = None;
-    if args.stats {
-        stats_only = Some(args.json);
-    } else if args.json {
-        sinks.push(Box::new(JsonSink::new(out)));
-    } else {
-        let color = args.color.enabled(is_tty);
-        sinks.push(Box::new(TranscriptSink::new(
-            out,
-            TranscriptOptions {
-                color,
-                preview: args.preview,
-                ..Default::default()
-            },
-        )));
-    }
-    let mut tee = filters::wrap(Tee::new(sinks), filter, &args.grep)?;
-    if !inputs.is_empty() {
-        tee.capture(&CaptureRecord {
-            schema: SCHEMA_VERSION,
-            tool: tool_version(),
-            inputs,
-        })?;
-    }
+    let tee = filters::wrap(outputs.build(out, inputs)?, filter, &args.grep)?;
     let mut progress = progress::for_files(&args.files, args.quiet);
     let outcome = pipeline::run_files(&args.files, cfg, tee, progress.as_mut())?;
     let grep = outcome.sink.inner();
@@ -434,8 +424,8 @@ fn read(args: ReadArgs) -> io::Result<u8> {
             wssniff::sink::grep::DEFAULT_MAX_CONTEXT_BYTES >> 20
         );
     }
-    if let Some(json) = stats_only {
-        print_final_stats(json, &outcome.stats)?;
+    if args.stats {
+        print_final_stats(args.json, &outcome.stats)?;
     }
     Ok(finish_status(&outcome))
 }
@@ -445,23 +435,11 @@ fn read_sharded(
     args: &ReadArgs,
     cfg: Config,
     threads: usize,
-    is_tty: bool,
+    format: Format,
     mut out: impl Write,
     inputs: Vec<wssniff::session::InputFile>,
 ) -> io::Result<u8> {
-    use wssniff::pipeline::sharded::{self, Format};
-    let format = if args.stats {
-        Format::StatsOnly
-    } else if args.json {
-        Format::Json
-    } else {
-        let color = args.color.enabled(is_tty);
-        Format::Transcript(TranscriptOptions {
-            color,
-            preview: args.preview,
-            ..Default::default()
-        })
-    };
+    use wssniff::pipeline::sharded;
     if !inputs.is_empty() {
         JsonSink::new(&mut out).capture(&CaptureRecord {
             schema: SCHEMA_VERSION,

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use wssniff::pipeline::{self, RunOutcome};
 use wssniff::session::CloseRecord;
-use wssniff::sink::summary::{sort_sessions, SessionSummary, SortKey, SummarySink};
+use wssniff::sink::summary::{sort_sessions, SessionRow, SortKey, SummarySink};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum SortArg {
@@ -128,7 +128,7 @@ fn opt(s: &Option<String>) -> String {
 }
 
 /// The table: one line per session, columns padded to their widest cell.
-pub fn write_table(w: &mut dyn Write, rows: &[SessionSummary]) -> io::Result<()> {
+pub fn write_table(w: &mut dyn Write, rows: &[SessionRow]) -> io::Result<()> {
     let header = [
         "ID",
         "START",
@@ -152,7 +152,7 @@ pub fn write_table(w: &mut dyn Write, rows: &[SessionSummary]) -> io::Result<()>
     for r in rows {
         table.push(vec![
             r.id.to_string(),
-            r.start.get(..23).unwrap_or(&r.start).replace('T', " "),
+            r.start.date_clock().chars().take(23).collect(),
             format!("{:.3}s", r.duration),
             r.client.clone(),
             r.server.clone(),
