@@ -78,19 +78,21 @@
 //! `--export` runs single-threaded (the CLI's choice): its files are written
 //! per session by one writer.
 
+mod merge;
+mod outbox;
+
 use super::{Analyzer, Config, Progress, RunStats, PROGRESS_PACKETS};
 use crate::capture::CaptureError;
 use crate::decode::Segment;
-use crate::session::Tally;
-use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord};
-use crate::sink::{JsonSink, MessageView, SessionView, Sink, TranscriptSink};
+use crate::session::{StatsRecord, Tally};
+use crate::sink::{JsonSink, Sink, TranscriptSink};
 use crate::tcp::Level;
-use crate::types::{Dir, PacketNo, Timestamp};
-use std::cell::RefCell;
+use crate::types::{PacketNo, Timestamp};
+use merge::{merge, Peaks};
+use outbox::{Chunks, Key, Outbox, Part, ShardSink};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -133,196 +135,6 @@ pub struct Outcome {
 /// The number of threads `--threads` defaults to.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-type Key = (u64, u8, u8, u64, u32);
-
-/// Rendered records of one part of one worker's stream: `data` split at the
-/// ends in `index`.
-#[derive(Default)]
-struct Chunks {
-    data: Vec<u8>,
-    index: Vec<(Key, usize)>,
-    /// The flow table's levels over the epoch, in key order (see "Peaks");
-    /// only in an epoch's last part.
-    levels: Vec<(Key, Level)>,
-    /// Sessions found so far by this shard (for the progress report); only
-    /// in an epoch's last part.
-    sessions: u64,
-}
-
-/// What a worker sends the merger: its records in key order, in parts of
-/// about [`PART_BYTES`]; `last` ends its share of an epoch.
-struct Part {
-    chunks: Chunks,
-    last: bool,
-}
-
-/// Where a worker's sinks render records: one buffer and index shared by its
-/// analyzers (their records interleave in key order), sent on as a [`Part`]
-/// whenever it holds [`PART_BYTES`], so that no epoch, however much it
-/// emits (every flow flushed at once), is held whole.
-struct Outbox {
-    chunks: Chunks,
-    part_bytes: usize,
-    /// `None`: the records are not wanted (a worker's copy of the reader
-    /// duties that worker 0 reports), and are dropped.
-    tx: Option<SyncSender<Part>>,
-    /// Emptied buffers back from the merger, so that parts reuse memory
-    /// instead of allocating (and faulting in) megabytes afresh.
-    spare: Option<Receiver<Chunks>>,
-}
-
-impl Outbox {
-    fn new(
-        tx: Option<SyncSender<Part>>,
-        spare: Option<Receiver<Chunks>>,
-        part_bytes: usize,
-    ) -> Rc<RefCell<Self>> {
-        Rc::new(RefCell::new(Outbox {
-            chunks: Chunks::default(),
-            part_bytes,
-            tx,
-            spare,
-        }))
-    }
-
-    /// Sends what is held; false when the merger has gone (it failed).
-    fn send(&mut self, last: bool, levels: &mut Vec<(Key, Level)>, sessions: u64) -> bool {
-        let Some(tx) = &self.tx else {
-            self.chunks.data.clear();
-            self.chunks.index.clear();
-            levels.clear();
-            return true;
-        };
-        let mut next = self
-            .spare
-            .as_ref()
-            .and_then(|s| s.try_recv().ok())
-            .unwrap_or_default();
-        next.data.clear();
-        next.index.clear();
-        next.levels.clear();
-        let mut chunks = std::mem::replace(&mut self.chunks, next);
-        chunks.levels.append(levels);
-        chunks.sessions = sessions;
-        tx.send(Part { chunks, last }).is_ok()
-    }
-}
-
-/// The bytes a writer renders, into an [`Outbox`]. Single-threaded (`Rc`):
-/// each worker owns its own.
-#[derive(Clone)]
-struct ChunkWriter(Rc<RefCell<Outbox>>);
-
-impl Write for ChunkWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().chunks.data.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.borrow_mut().chunks.data.extend_from_slice(buf);
-        Ok(())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Renders records with the real writer and tags each with its key.
-struct ShardSink {
-    inner: Box<dyn Sink>,
-    out: Rc<RefCell<Outbox>>,
-    key: Key,
-}
-
-impl ShardSink {
-    fn new(format: &Format, out: &Rc<RefCell<Outbox>>) -> Self {
-        ShardSink {
-            inner: format.sink(ChunkWriter(out.clone()), false),
-            out: out.clone(),
-            key: (0, 0, 0, 0, 0),
-        }
-    }
-
-    /// Records from here on come from `packet`, in `phase`.
-    fn at(&mut self, packet: u64, phase: u8) {
-        self.key = (packet, phase, 0, 0, 0);
-    }
-
-    /// Closes the record just rendered (if it wrote anything), and sends a
-    /// full part on.
-    fn cut(&mut self, r: io::Result<()>) -> io::Result<()> {
-        let mut out = self.out.borrow_mut();
-        let len = out.chunks.data.len();
-        if out.chunks.index.last().map_or(0, |l| l.1) < len {
-            out.chunks.index.push((self.key, len));
-            self.key.4 += 1;
-        }
-        if len >= out.part_bytes && !out.send(false, &mut Vec::new(), 0) {
-            r?;
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the merging thread has stopped",
-            ));
-        }
-        r
-    }
-}
-impl Sink for ShardSink {
-    fn capture(&mut self, rec: &CaptureRecord) -> io::Result<()> {
-        let r = self.inner.capture(rec);
-        self.cut(r)
-    }
-    fn session(&mut self, s: &SessionView<'_>) -> io::Result<()> {
-        let r = self.inner.session(s);
-        self.cut(r)
-    }
-    fn message(&mut self, m: &MessageView<'_>) -> io::Result<()> {
-        let r = self.inner.message(m);
-        self.cut(r)
-    }
-    fn anomaly(&mut self, a: &AnomalyRecord) -> io::Result<()> {
-        let r = self.inner.anomaly(a);
-        self.cut(r)
-    }
-    fn gap(&mut self, g: &GapRecord) -> io::Result<()> {
-        let r = self.inner.gap(g);
-        self.cut(r)
-    }
-    fn stream(&mut self, session: u64, dir: Dir, data: &[u8]) -> io::Result<()> {
-        let r = self.inner.stream(session, dir, data);
-        self.cut(r)
-    }
-    fn stream_gap(&mut self, session: u64, dir: Dir, offset: u64, len: u64) -> io::Result<()> {
-        let r = self.inner.stream_gap(session, dir, offset, len);
-        self.cut(r)
-    }
-    fn session_end(&mut self, rec: &SessionEndRecord) -> io::Result<()> {
-        let r = self.inner.session_end(rec);
-        self.cut(r)
-    }
-    // Statistics are summed and written by the merger.
-    fn stats(&mut self, _rec: &StatsRecord) -> io::Result<()> {
-        Ok(())
-    }
-    fn finish(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-    fn wants_streams(&self) -> bool {
-        self.inner.wants_streams()
-    }
-    fn wants_frames(&self) -> bool {
-        self.inner.wants_frames()
-    }
-    fn wants_payloads(&self) -> bool {
-        self.inner.wants_payloads()
-    }
-    fn order_hint(&mut self, list: u8, order: u64) {
-        self.key.2 = list;
-        self.key.3 = order;
-        self.key.4 = 0;
-    }
 }
 
 /// Which worker gets a flow: a hash of its unordered 4-tuple, the same both
@@ -504,161 +316,6 @@ pub(crate) fn run_tuned<W: Write>(
             capture_error,
         })
     })
-}
-
-/// The whole flow table's levels, summed from the shards' steps.
-#[derive(Default)]
-struct Peaks {
-    /// Each worker's current level (indexed like its stream).
-    current: Vec<Level>,
-    flows: u64,
-    memory: u64,
-    /// One epoch's steps of every shard: (key, shard, level).
-    steps: Vec<(Key, usize, Level)>,
-}
-
-impl Peaks {
-    /// Walks one epoch's steps in single-threaded order.
-    fn epoch(&mut self, levels: &[Vec<(Key, Level)>]) {
-        self.current.resize(levels.len(), Level::default());
-        self.steps.clear();
-        for (s, l) in levels.iter().enumerate() {
-            self.steps.extend(l.iter().map(|&(k, l)| (k, s, l)));
-        }
-        // A key is unique within a shard: (key, shard) orders every step.
-        self.steps.sort_unstable_by_key(|&(k, s, _)| (k, s));
-        let mut flows: u64 = self.current.iter().map(|l| l.flows).sum();
-        let mut memory: u64 = self.current.iter().map(|l| l.memory).sum();
-        for &(_, s, l) in &self.steps {
-            let Some(cur) = self.current.get_mut(s) else {
-                continue;
-            };
-            let other_flows = flows.saturating_sub(cur.flows);
-            let other_memory = memory.saturating_sub(cur.memory);
-            self.flows = self.flows.max(other_flows + l.peak_flows);
-            self.memory = self.memory.max(other_memory + l.peak_memory);
-            flows = other_flows + l.flows;
-            memory = other_memory + l.memory;
-            *cur = l;
-        }
-        self.steps.clear();
-    }
-}
-
-/// One worker's stream of parts, as the merger reads it.
-struct Stream {
-    rx: Receiver<Part>,
-    back: SyncSender<Chunks>,
-    cur: Chunks,
-    /// Next record of `cur`, and where its bytes start.
-    next: usize,
-    start: usize,
-    /// Its last part of the current epoch has come.
-    done: bool,
-    levels: Vec<(Key, Level)>,
-    sessions: u64,
-}
-
-impl Stream {
-    /// Takes the worker's next part (waiting for it); false when the
-    /// worker has hung up.
-    fn fetch(&mut self) -> bool {
-        let Ok(part) = self.rx.recv() else {
-            return false;
-        };
-        let used = std::mem::replace(&mut self.cur, part.chunks);
-        let _ = self.back.try_send(used);
-        self.next = 0;
-        self.start = 0;
-        self.levels.append(&mut self.cur.levels);
-        if part.last {
-            self.done = true;
-            self.sessions = self.cur.sessions;
-        }
-        true
-    }
-
-    /// The key of the next record, fetching parts until there is one or
-    /// the epoch is over for this worker (`Ok(None)`); `Err` when the worker
-    /// hung up.
-    fn peek(&mut self) -> Result<Option<Key>, ()> {
-        loop {
-            if let Some(&(k, _)) = self.cur.index.get(self.next) {
-                return Ok(Some(k));
-            }
-            if self.done {
-                return Ok(None);
-            }
-            if !self.fetch() {
-                return Err(());
-            }
-        }
-    }
-}
-
-/// Writes epoch after epoch until the workers are done: within an epoch,
-/// the workers' streams merged by key (each is in key order); returns the
-/// whole flow table's peaks.
-fn merge<W: Write>(
-    workers: Vec<Receiver<Part>>,
-    returns: Vec<SyncSender<Chunks>>,
-    out: &mut W,
-    sessions: &AtomicU64,
-) -> io::Result<Peaks> {
-    let mut streams: Vec<Stream> = workers
-        .into_iter()
-        .zip(returns)
-        .map(|(rx, back)| Stream {
-            rx,
-            back,
-            cur: Chunks::default(),
-            next: 0,
-            start: 0,
-            done: false,
-            levels: Vec::new(),
-            sessions: 0,
-        })
-        .collect();
-    let mut peaks = Peaks::default();
-    let mut levels: Vec<Vec<(Key, Level)>> = Vec::new();
-    loop {
-        for s in &mut streams {
-            s.done = false;
-        }
-        loop {
-            // The smallest next key of all streams (few: a linear scan).
-            let mut best: Option<(Key, usize)> = None;
-            for (i, s) in streams.iter_mut().enumerate() {
-                match s.peek() {
-                    Ok(Some(k)) if best.map_or(true, |b| k < b.0) => best = Some((k, i)),
-                    Ok(_) => {}
-                    // Every worker sends the same epochs: the first to hang
-                    // up at an epoch's start means the end; elsewhere, a
-                    // failure its join reports.
-                    Err(()) => return Ok(peaks),
-                }
-            }
-            let Some((_, i)) = best else {
-                break;
-            };
-            let Some(s) = streams.get_mut(i) else {
-                break;
-            };
-            let end = s.cur.index.get(s.next).map_or(s.start, |r| r.1);
-            if let Some(bytes) = s.cur.data.get(s.start..end) {
-                out.write_all(bytes)?;
-            }
-            s.start = end;
-            s.next += 1;
-        }
-        levels.resize_with(streams.len(), Vec::new);
-        for (l, s) in levels.iter_mut().zip(&mut streams) {
-            l.clear();
-            l.append(&mut s.levels);
-        }
-        peaks.epoch(&levels);
-        sessions.store(streams.iter().map(|s| s.sessions).sum(), Ordering::Relaxed);
-    }
 }
 
 /// What one worker does (see "Design").
@@ -884,6 +541,8 @@ mod tests {
     use crate::pipeline::{self, NoProgress};
     use crate::sink::{Tee, TranscriptOptions};
     use crate::synth::gen::{generate, GenConfig};
+    use std::cell::RefCell;
+    use std::rc::Rc;
 
     /// A writer into a shared buffer: a `Tee` needs `'static` sinks.
     #[derive(Clone, Default)]
