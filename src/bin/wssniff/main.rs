@@ -1,4 +1,5 @@
 //! `wssniff`: the command line over the library. Parsing, wiring, exit codes.
+#![forbid(unsafe_code)]
 
 mod anomalies;
 mod filters;
@@ -15,6 +16,11 @@ use wssniff::sink::{
     ExportOptions, ExportSink, JsonSink, Sink, Tee, TranscriptOptions, TranscriptSink,
 };
 
+#[cfg(feature = "live")]
+mod live;
+// Without libpcap: a stand-in that refuses `-i`/`-D` with a clear message.
+#[cfg(not(feature = "live"))]
+#[path = "no_live.rs"]
 mod live;
 
 /// Exit statuses (documented in the README and `--help`).
