@@ -75,6 +75,7 @@ pub fn python_websockets() -> bool {
 }
 
 /// Root (or at least euid 0): live capture needs it.
+#[cfg(feature = "live")]
 pub fn root() -> bool {
     nix::unistd::geteuid().is_root()
 }
