@@ -1,7 +1,8 @@
 //! The integration tests, one binary: each former `tests/NAME.rs` is the
-//! module `NAME` here (run one with `cargo test --test it NAME::`). One
-//! binary is linked once instead of once per file (with thin LTO in release,
-//! linking was most of the suite's build time; see BENCHMARKS.md).
+//! module `NAME` here (run one with `cargo test --test it NAME::`), so the
+//! release test build links (with thin LTO) one binary instead of 17.
+//! Golden files still re-bless with `WSSNIFF_BLESS=1`, e.g.
+//! `WSSNIFF_BLESS=1 cargo test --release --test it golden::`.
 //!
 //! Layout:
 //! - `common/`: helpers over real captures (finding them, a collecting sink,
