@@ -307,6 +307,8 @@ fn bench_capture_reading(c: &mut Criterion) {
             black_box(n)
         })
     });
+    // libpcap is there only with live capture (the default feature).
+    #[cfg(feature = "live")]
     g.bench_function("libpcap (pcap crate)", |b| {
         b.iter(|| {
             let mut cap = pcap::Capture::from_file(&path).expect("pcap open");

@@ -15,6 +15,9 @@ pub mod pipeline;
 pub mod replay;
 pub mod session;
 pub mod sink;
+/// Test-traffic generator (feature `synth`): for tests, benches and
+/// `examples/wssniff-gen.rs`; not in the default build.
+#[cfg(any(test, feature = "synth"))]
 #[doc(hidden)]
 pub mod synth;
 pub mod tcp;

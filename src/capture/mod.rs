@@ -6,6 +6,7 @@
 //! `next_packet` lends a slice straight into it.
 
 mod error;
+#[cfg(feature = "live")]
 pub mod live;
 mod pcapng;
 mod source;

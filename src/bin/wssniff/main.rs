@@ -1,4 +1,5 @@
 //! `wssniff`: the command line over the library. Parsing, wiring, exit codes.
+#![forbid(unsafe_code)]
 
 mod anomalies;
 mod filters;
@@ -13,6 +14,11 @@ use wssniff::pipeline::{self, Config, Format, Outputs, RunOutcome};
 use wssniff::session::{tool_version, CaptureRecord, SCHEMA_VERSION};
 use wssniff::sink::{ExportOptions, JsonSink, Sink, TranscriptOptions, TranscriptSink};
 
+#[cfg(feature = "live")]
+mod live;
+// Without libpcap: a stand-in that refuses `-i`/`-D` with a clear message.
+#[cfg(not(feature = "live"))]
+#[path = "no_live.rs"]
 mod live;
 
 /// Exit statuses (documented in the README and `--help`).

@@ -1,5 +1,5 @@
 //! wsreplay server mode: real clients connect and get the recorded messages.
-mod support_replay;
+use crate::support_replay;
 
 use std::process::Command;
 use std::time::Duration;

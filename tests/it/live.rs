@@ -15,6 +15,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
+use crate::tools;
+
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The binary under test. WSSNIFF_BIN overrides it: with a target directory
@@ -25,11 +27,11 @@ fn wssniff_bin() -> std::path::PathBuf {
 }
 
 fn is_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIP {test}: live capture needs root (CI runs as root)");
-    false
+    tools::need(
+        test,
+        "root for live capture (CI runs as root)",
+        tools::root(),
+    )
 }
 
 /// A port nothing listens on (the kernel's choice; released at once).
@@ -223,14 +225,6 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn python_websockets() -> bool {
-    Command::new("python3")
-        .args(["-c", "import websockets"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn run_python_peers(port: u16, script: &[(&str, Vec<u8>)]) {
     let js: Vec<(String, String)> = script
         .iter()
@@ -390,8 +384,12 @@ fn live_capture_reports_every_message_as_it_happens_and_finishes_on_sigint() {
     if !is_root("live end to end") {
         return;
     }
-    if !python_websockets() {
-        panic!("python3 websockets is needed (pip install websockets; .ci/setup installs it)");
+    if !tools::need(
+        "live end to end",
+        "python3 with the `websockets` package (pip install websockets)",
+        tools::python_websockets(),
+    ) {
+        return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let export = tmp.path().join("export");

@@ -7,14 +7,15 @@
 //! level the texts tshark shows for single-frame text messages are compared
 //! with ours.
 //!
-//! The senders' logs (`tests/truth.rs`) are the ground truth, and tshark 4.0
+//! The senders' logs (`tests/it/truth.rs`) are the ground truth, and tshark 4.0
 //! is wrong in known ways. Every disagreement must be listed in
 //! [`EXPLAINED`] with one of the known tshark bugs ([`Bug`]); an unexplained
 //! disagreement fails, and so does an explanation that no longer matches a
 //! disagreement. The same list, in prose, is in `testdata/README.md`
 //! ("Known disagreements with tshark 4.0").
 
-mod common;
+use crate::common;
+use crate::tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -294,16 +295,6 @@ fn live_tshark(capture: &str, ports: &BTreeSet<u16>) -> Option<Vec<Row>> {
     Some(rows)
 }
 
-/// tshark 4.0.17 exactly: other versions fix or add bugs, so a live run with
-/// another version is not compared.
-fn tshark_is_4_0() -> bool {
-    Command::new("tshark")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("TShark (Wireshark) 4.0."))
-        .unwrap_or(false)
-}
-
 /// Our frames as tshark lists them: at the packet that completed the frame,
 /// in stream order; plus, per such packet, the text of a single-frame text
 /// message ending there.
@@ -541,8 +532,11 @@ fn frames_agree_with_precomputed_tshark() {
 
 #[test]
 fn live_tshark_agrees_or_is_explained() {
-    if !tshark_is_4_0() {
-        eprintln!("tshark 4.0 not on PATH: live comparison skipped");
+    if !tools::need(
+        "live tshark comparison",
+        "tshark 4.0 on PATH",
+        tools::tshark_4_0(),
+    ) {
         return;
     }
     let mut errs = Vec::new();

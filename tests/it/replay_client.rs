@@ -1,5 +1,5 @@
 //! wsreplay client mode against real third-party servers on loopback.
-mod support_replay;
+use crate::support_replay;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};

@@ -6,12 +6,14 @@
 //! Expected values are computed here independently: from the unfiltered
 //! `read --json` output, from `sha256sum`, from tshark, or from the bytes a
 //! test wrote itself. Golden files live in `testdata/golden/forensic/`;
-//! `WSSNIFF_BLESS=1 cargo test --release --test forensic` rewrites them.
+//! `WSSNIFF_BLESS=1 cargo test --release --test it forensic::` rewrites them.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
+
+use crate::tools;
 use wssniff::synth::conn::Conn;
 use wssniff::synth::pcap::PcapWriter;
 use wssniff::synth::ws;
@@ -837,13 +839,6 @@ fn grep_finds_deep_and_compressed_matches() {
 
 // -------------------------------------------------------------- provenance
 
-fn have_tshark() -> bool {
-    Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// tshark's frame numbers of WebSocket frames with FIN set, per TCP source
 /// port, in order: the packets that completed each message.
 fn tshark_message_ends(file: &str) -> BTreeMap<u16, Vec<u64>> {
@@ -936,8 +931,11 @@ fn provenance_matches_sha256sum_and_tshark() {
         assert_eq!(input["size"], std::fs::metadata(data(f)).unwrap().len());
         assert_eq!(input["link_types"], serde_json::json!([1]));
     }
-    if !have_tshark() {
-        eprintln!("tshark not installed: packet numbers not cross-checked");
+    if !tools::need(
+        "provenance against tshark",
+        "tshark on PATH",
+        tools::tshark(),
+    ) {
         return;
     }
     let sessions: BTreeMap<u64, &Value> = of_type(&out, "session")
@@ -1067,10 +1065,14 @@ fn progress_bar_only_on_a_terminal() {
     // 5 x 2.4 MiB: above the 8 MiB threshold.
     let p = "testdata/real/py-basic.pcap";
     let big = format!("read --stats {p} {p} {p} {p} {p}");
-    let Some(drawn) = on_a_terminal(&big) else {
-        eprintln!("`script` not available: progress bar not checked");
+    if !tools::need(
+        "progress bar",
+        "util-linux `script` (a pseudo-terminal)",
+        tools::script(),
+    ) {
         return;
-    };
+    }
+    let drawn = on_a_terminal(&big).expect("wssniff under `script`");
     assert!(drawn.contains("ETA") && drawn.contains("MiB"), "{drawn}");
     let quiet = on_a_terminal(&format!("{big} --quiet")).unwrap();
     assert!(!quiet.contains("ETA"), "{quiet}");

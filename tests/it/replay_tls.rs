@@ -1,5 +1,5 @@
 //! wsreplay against a local wss:// server with a certificate made in the test.
-mod support_replay;
+use crate::support_replay;
 
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::TcpListener;

@@ -5,7 +5,7 @@
 //! sessions, messages by opcode, selected counters). The captures are
 //! generated on the fly (some are tens of MB); the expectations are committed.
 //! Re-bless after an intended change with `WSSNIFF_BLESS=1 cargo test
-//! --release --test adversarial`, and review the diff.
+//! --release --test it adversarial::`, and review the diff.
 //!
 //! Some cases also check specifics in code (payload bytes, anomaly details),
 //! so that a golden file blessed from a wrong result cannot hide a bug there.
@@ -162,7 +162,7 @@ fn golden(name: &str, got: &Value) {
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; generate it with WSSNIFF_BLESS=1 cargo test --release --test adversarial",
+            "{}: {e}; generate it with WSSNIFF_BLESS=1 cargo test --release --test it adversarial::",
             path.display()
         )
     });

@@ -1,5 +1,5 @@
 //! wsreplay --raw: the recorded wire bytes go out exactly as captured.
-mod support_replay;
+use crate::support_replay;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -1,5 +1,5 @@
 //! Keeps `docs/anomalies.md` in step with the anomaly names the code can
-//! emit. `WSSNIFF_BLESS=1 cargo test --test docs` rewrites the generated
+//! emit. `WSSNIFF_BLESS=1 cargo test --test it docs::` rewrites the generated
 //! table from `wssniff::ANOMALY_TABLES`.
 
 use std::collections::BTreeSet;

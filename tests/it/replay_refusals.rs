@@ -1,5 +1,5 @@
 //! wsreplay refuses what it cannot replay faithfully, each with its own status.
-mod support_replay;
+use crate::support_replay;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -4,7 +4,7 @@
 //! decoded payload, text, close code and reason, and the RSV1 flag. No gaps,
 //! no anomalies beyond informational ones, every session ended.
 
-mod common;
+use crate::common;
 
 use common::{analyse, dir_name, port_of, read_jsonl, sha256_hex, Keep, BENIGN_ANOMALIES};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! Suricata's expected events, Arkime's session JSON, pcap2har's HAR and
 //! the evsetool capture's documented contents.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::{analyse, Keep};

@@ -388,17 +388,12 @@ pub fn spawn_python_server(script: &str, args: &[&str]) -> (Child, u16, PyLines)
     (py, port, lines)
 }
 
-/// Whether Python's `websockets` is importable; prints why a test is skipped if not.
+/// Whether Python's `websockets` is importable: if not, SKIP, or under CI a
+/// failure (`crate::tools`).
 pub fn python_websockets() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIPPED: python3 with the `websockets` package is not available (pip install websockets)");
-    }
-    ok
+    crate::tools::need(
+        "wsreplay against a Python peer",
+        "python3 with the `websockets` package (pip install websockets)",
+        crate::tools::python_websockets(),
+    )
 }

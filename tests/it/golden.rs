@@ -6,12 +6,12 @@
 //! every other field exact and the payload checked.
 //!
 //! Re-bless after an intended output change:
-//! `WSSNIFF_BLESS=1 cargo test --release --test golden`, then review the diff.
+//! `WSSNIFF_BLESS=1 cargo test --release --test it golden::`, then review the diff.
 //!
 //! Also checks exit codes, determinism (two runs, byte-identical) and that a
 //! capture cut inside a record exits 3 with everything before the cut analysed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -76,7 +76,7 @@ fn check_golden(path: &Path, actual: &str) -> Option<String> {
     }
     let Ok(want) = std::fs::read_to_string(path) else {
         return Some(format!(
-            "{}: missing; run WSSNIFF_BLESS=1 cargo test --release --test golden",
+            "{}: missing; run WSSNIFF_BLESS=1 cargo test --release --test it golden::",
             path.display()
         ));
     };
@@ -179,7 +179,7 @@ fn no_stale_goldens() {
         return;
     };
     for e in rd.flatten() {
-        // Subdirectories belong to other suites (golden/forensic: tests/forensic.rs).
+        // Subdirectories belong to other suites (golden/forensic: tests/it/forensic.rs).
         if e.path().is_dir() {
             continue;
         }

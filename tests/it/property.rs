@@ -4,7 +4,7 @@
 //! with no gaps and no anomalies. Plus the seeded generator
 //! (`synth::gen::generate`) against its own truth file, without and with loss.
 
-mod common;
+use crate::common;
 
 use flate2::{Compress, Compression};
 use proptest::prelude::*;
