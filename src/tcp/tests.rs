@@ -158,6 +158,7 @@ impl T {
             window,
             payload,
             missing,
+            tunnel: Default::default(),
         };
         self.table
             .process(&seg, self.pkt, Timestamp::new(self.secs, 0), &mut self.rec);
@@ -530,6 +531,7 @@ fn ack_past_a_hole_reports_it_lost_at_once() {
         window: 100,
         payload: b"",
         missing: 0,
+        tunnel: Default::default(),
     };
     t.table
         .process(&seg, 6, Timestamp::new(1000, 0), &mut t.rec);
@@ -1206,6 +1208,7 @@ fn throughput() {
             window: 100,
             payload: &payload,
             missing: 0,
+            tunnel: Default::default(),
         };
         table.process(&seg, i + 1, Timestamp::new(0, 0), &mut h);
         seq = seq.wrapping_add(payload.len() as u32);
