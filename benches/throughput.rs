@@ -203,6 +203,7 @@ fn bench_reassembly(c: &mut Criterion) {
                         window: 65535,
                         payload: &data[start..end],
                         missing: 0,
+                        tunnel: Default::default(),
                     };
                     t.process(&seg, i as u64 + 1, Timestamp::default(), &mut h);
                 }

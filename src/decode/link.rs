@@ -1,6 +1,7 @@
 //! Link layers: where the IP header starts, and which IP version it is.
 
-use super::{be16, SkipReason, MAX_ENCAPSULATIONS};
+use super::tunnel::{Layer, Walk, MAX_MPLS_LABELS};
+use super::{be16, be32, SkipReason};
 
 pub const LINKTYPE_NULL: u32 = 0;
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -28,21 +29,33 @@ const ETH_QINQ_OLD: u16 = 0x9100;
 const ETH_PPPOE_SESSION: u16 = 0x8864;
 const ETH_MPLS: u16 = 0x8847;
 const ETH_MPLS_MULTI: u16 = 0x8848;
+/// Transparent Ethernet bridging: an Ethernet frame follows.
+const ETH_TEB: u16 = 0x6558;
 
 /// The IP version and the offset of the IP header in `data`.
 pub fn network_offset(link_type: u32, data: &[u8]) -> Result<(Net, usize), SkipReason> {
+    let mut layers = Vec::new();
+    network_offset_in(link_type, data, &mut Walk::new(&mut layers))
+}
+
+/// As `network_offset`, recording VLAN/MPLS/PPPoE layers in `walk`.
+pub(super) fn network_offset_in(
+    link_type: u32,
+    data: &[u8],
+    walk: &mut Walk<'_>,
+) -> Result<(Net, usize), SkipReason> {
     match link_type {
         LINKTYPE_ETHERNET => {
             let et = be16(data, 12).ok_or(SkipReason::TruncatedLink)?;
-            ethertype(data, 14, et)
+            ethertype(data, 14, et, walk)
         }
         LINKTYPE_LINUX_SLL => {
             let et = be16(data, 14).filter(|_| data.len() >= 16);
-            ethertype(data, 16, et.ok_or(SkipReason::TruncatedLink)?)
+            ethertype(data, 16, et.ok_or(SkipReason::TruncatedLink)?, walk)
         }
         LINKTYPE_LINUX_SLL2 => {
             let et = be16(data, 0).filter(|_| data.len() >= 20);
-            ethertype(data, 20, et.ok_or(SkipReason::TruncatedLink)?)
+            ethertype(data, 20, et.ok_or(SkipReason::TruncatedLink)?, walk)
         }
         LINKTYPE_RAW | LINKTYPE_RAW_BSD12 | LINKTYPE_RAW_BSD14 => by_version(data, 0),
         LINKTYPE_IPV4 => Ok((Net::V4, 0)),
@@ -90,19 +103,57 @@ fn by_version(data: &[u8], at: usize) -> Result<(Net, usize), SkipReason> {
     }
 }
 
-/// Unwraps VLAN tags (802.1Q, 802.1ad, the old 0x9100), PPPoE sessions and
-/// MPLS label stacks down to IP.
-fn ethertype(data: &[u8], mut at: usize, mut et: u16) -> Result<(Net, usize), SkipReason> {
-    for _ in 0..MAX_ENCAPSULATIONS {
+/// The Ethernet frame at `at` of a tunnel's payload (transparent Ethernet
+/// bridging, VXLAN, ERSPAN, a pseudowire).
+pub(super) fn ethernet(
+    data: &[u8],
+    at: usize,
+    walk: &mut Walk<'_>,
+) -> Result<(Net, usize), SkipReason> {
+    let et = be16(data, at + 12).ok_or(SkipReason::TruncatedTunnel)?;
+    ethertype(data, at + 14, et, walk)
+}
+
+/// The IP packet at `at` of a tunnel payload that names no protocol
+/// (GTP-U's T-PDU).
+pub(super) fn by_version_tunnel(data: &[u8], at: usize) -> Result<(Net, usize), SkipReason> {
+    match by_version(data, at) {
+        Err(SkipReason::TruncatedIp) => Err(SkipReason::TruncatedTunnel),
+        r => r,
+    }
+}
+
+/// Unwraps VLAN tags (802.1Q, 802.1ad, the old 0x9100), PPPoE sessions,
+/// MPLS label stacks (with an Ethernet pseudowire behind a control word)
+/// and bridged Ethernet down to IP.
+pub(super) fn ethertype(
+    data: &[u8],
+    mut at: usize,
+    mut et: u16,
+    walk: &mut Walk<'_>,
+) -> Result<(Net, usize), SkipReason> {
+    loop {
         match et {
             ETH_IPV4 => return Ok((Net::V4, at)),
             ETH_IPV6 => return Ok((Net::V6, at)),
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
+                let tci = be16(data, at).ok_or(SkipReason::TruncatedLink)?;
+                walk.push(Layer::Vlan {
+                    tpid: et,
+                    id: tci & 0x0fff,
+                })?;
                 et = be16(data, at + 2).ok_or(SkipReason::TruncatedLink)?;
                 at += 4;
             }
+            ETH_TEB => {
+                walk.enter()?;
+                et = be16(data, at + 12).ok_or(SkipReason::TruncatedTunnel)?;
+                at += 14;
+            }
             ETH_PPPOE_SESSION => {
+                let session = be16(data, at + 2).ok_or(SkipReason::TruncatedLink)?;
                 let ppp = be16(data, at + 6).ok_or(SkipReason::TruncatedLink)?;
+                walk.push(Layer::Pppoe { session })?;
                 at += 8;
                 return match ppp {
                     0x0021 => Ok((Net::V4, at)),
@@ -111,17 +162,34 @@ fn ethertype(data: &[u8], mut at: usize, mut et: u16) -> Result<(Net, usize), Sk
                 };
             }
             ETH_MPLS | ETH_MPLS_MULTI => {
-                for _ in 0..MAX_ENCAPSULATIONS {
-                    let label = data.get(at..at + 4).ok_or(SkipReason::TruncatedLink)?;
+                let mut n = 0u8;
+                let bottom = loop {
+                    let label = be32(data, at).ok_or(SkipReason::TruncatedLink)?;
                     at += 4;
-                    if label.get(2).is_some_and(|b| b & 1 == 1) {
-                        return by_version(data, at);
+                    n += 1;
+                    if label & 0x100 != 0 {
+                        break label >> 12;
                     }
+                    if usize::from(n) >= MAX_MPLS_LABELS {
+                        return Err(SkipReason::TunnelTooDeep);
+                    }
+                };
+                walk.push(Layer::Mpls { labels: n, bottom })?;
+                // No protocol field: guess by the first nibble; 0 is a
+                // pseudowire control word before an Ethernet frame.
+                match data.get(at).map(|b| b >> 4) {
+                    Some(4) => return Ok((Net::V4, at)),
+                    Some(6) => return Ok((Net::V6, at)),
+                    Some(0) => {
+                        walk.enter()?;
+                        et = be16(data, at + 4 + 12).ok_or(SkipReason::TruncatedLink)?;
+                        at += 4 + 14;
+                    }
+                    Some(_) => return Err(SkipReason::NotIp),
+                    None => return Err(SkipReason::TruncatedIp),
                 }
-                return Err(SkipReason::NotIp);
             }
             _ => return Err(SkipReason::NotIp),
         }
     }
-    Err(SkipReason::NotIp)
 }

@@ -1,5 +1,6 @@
-//! decode stage: link layer, IP (v4/v6 with extension headers and fragment
-//! reassembly) and the TCP header, down to a `Segment`.
+//! decode stage: link layer, tunnels (see `tunnel`), IP (v4/v6 with
+//! extension headers and fragment reassembly) and the TCP header, down to a
+//! `Segment`.
 //!
 //! Hand-rolled on purpose: this runs once per packet and only needs a few
 //! fields, so it reads them in place without building a parsed packet.
@@ -10,10 +11,16 @@ mod frag;
 pub mod link;
 #[cfg(test)]
 mod tests;
+pub mod tunnel;
+#[cfg(test)]
+mod tunnel_tests;
 
 use crate::types::Timestamp;
 use frag::{FragKey, FragResult, Fragment, Reassembler};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+pub use tunnel::{describe as describe_tunnel, Layer as TunnelLayer, TunnelKey};
+use tunnel::{Walk, MAX_TUNNEL_DESCRIPTIONS};
 
 /// TCP flag bits, as in the TCP header's flags byte.
 pub mod flags {
@@ -29,8 +36,9 @@ pub mod flags {
 pub const MAX_PENDING_EVENTS: usize = 4096;
 /// Most IPv6 extension headers walked before giving up on a packet.
 pub const MAX_IPV6_EXT_HEADERS: usize = 16;
-/// Most VLAN/MPLS/PPPoE encapsulations unwrapped in one frame.
-pub const MAX_ENCAPSULATIONS: usize = 8;
+/// Most encapsulation layers (VLAN tags, MPLS stacks, PPPoE, tunnels)
+/// unwrapped in one packet.
+pub const MAX_ENCAPSULATIONS: usize = tunnel::MAX_TUNNEL_LAYERS;
 
 /// One TCP segment, borrowed from the packet (or from the decoder's buffer
 /// when it came from reassembled IP fragments).
@@ -48,6 +56,9 @@ pub struct Segment<'a> {
     /// Payload bytes the IP length says were sent but the capture does not
     /// hold (snaplen); they follow `payload` in sequence space.
     pub missing: u32,
+    /// The tunnel the segment came out of (`TunnelKey::NONE` if none);
+    /// `Decoder::tunnel` describes it.
+    pub tunnel: TunnelKey,
 }
 
 /// Why a packet yields no TCP segment.
@@ -69,6 +80,14 @@ pub enum SkipReason {
     IpFragmentTruncated,
     /// A fragment with an impossible offset or length.
     BadIpFragment,
+    /// A tunnel header of a kind or version not decoded.
+    UnsupportedTunnel,
+    /// More encapsulation layers than `MAX_ENCAPSULATIONS`.
+    TunnelTooDeep,
+    /// A tunnel header cut short by the capture.
+    TruncatedTunnel,
+    /// A fragment of an outer IP packet carrying a tunnel (not reassembled).
+    TunnelFragment,
 }
 
 impl SkipReason {
@@ -85,6 +104,10 @@ impl SkipReason {
         SkipReason::IpFragmentLimit,
         SkipReason::IpFragmentTruncated,
         SkipReason::BadIpFragment,
+        SkipReason::UnsupportedTunnel,
+        SkipReason::TunnelTooDeep,
+        SkipReason::TruncatedTunnel,
+        SkipReason::TunnelFragment,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -101,6 +124,10 @@ impl SkipReason {
             SkipReason::IpFragmentLimit => "ip_fragment_limit",
             SkipReason::IpFragmentTruncated => "ip_fragment_truncated",
             SkipReason::BadIpFragment => "bad_ip_fragment",
+            SkipReason::UnsupportedTunnel => "unsupported_tunnel",
+            SkipReason::TunnelTooDeep => "tunnel_too_deep",
+            SkipReason::TruncatedTunnel => "truncated_tunnel",
+            SkipReason::TunnelFragment => "tunnel_fragment",
         }
     }
 
@@ -130,6 +157,18 @@ impl SkipReason {
                 "IP fragment cut short by the capture; its datagram cannot be rebuilt"
             }
             SkipReason::BadIpFragment => "IP fragment with an impossible offset or length",
+            SkipReason::UnsupportedTunnel => {
+                "tunnel header of a kind or version not decoded (PPTP GRE, GRE source routing, ERSPAN IP frames)"
+            }
+            SkipReason::TunnelTooDeep => {
+                "more encapsulation layers (VLAN tags, MPLS stacks, PPPoE, tunnels) than the nesting limit"
+            }
+            SkipReason::TruncatedTunnel => {
+                "tunnel header (or the Ethernet frame inside it) cut short by the capture"
+            }
+            SkipReason::TunnelFragment => {
+                "fragment of an outer IP packet that carries a tunnel; tunnel fragments are not reassembled"
+            }
         }
     }
 
@@ -180,6 +219,10 @@ pub const ANOMALIES: &[(&str, &str)] = &[
         "bad_ip_fragment",
         "IP fragment with an impossible offset or length",
     ),
+    ("unsupported_tunnel", "tunnel header of a kind or version not decoded (PPTP GRE, GRE source routing, ERSPAN IP frames)"),
+    ("tunnel_too_deep", "more encapsulation layers (VLAN tags, MPLS stacks, PPPoE, tunnels) than the nesting limit"),
+    ("truncated_tunnel", "tunnel header (or the Ethernet frame inside it) cut short by the capture"),
+    ("tunnel_fragment", "fragment of an outer IP packet that carries a tunnel; tunnel fragments are not reassembled"),
     (
         "ip_fragment_overlap_conflict",
         "overlapping IP fragments carry different bytes; the first were kept",
@@ -224,7 +267,7 @@ pub struct DecodeStats {
     pub packets: u64,
     pub segments: u64,
     /// Indexed like `SkipReason::ALL`; see `skipped()`.
-    pub skipped: [u64; 12],
+    pub skipped: [u64; 16],
     /// Segments with `missing > 0` because the capture was cut by the snaplen.
     pub snaplen_cut: u64,
     /// Segments with `missing > 0` although the packet was captured whole:
@@ -240,6 +283,11 @@ pub struct DecodeStats {
     pub fragment_overlap_conflicts: u64,
     pub fragment_duplicates: u64,
     pub fragment_bytes_peak: usize,
+    /// Segments that came out of a tunnel (`Segment::tunnel` set).
+    pub tunneled_segments: u64,
+    /// Distinct tunnels seen beyond `MAX_TUNNEL_DESCRIPTIONS`: their flows
+    /// are kept apart, but `Decoder::tunnel` cannot describe them.
+    pub tunnel_descriptions_dropped: u64,
 }
 
 impl DecodeStats {
@@ -272,6 +320,10 @@ pub struct Decoder {
     stats: DecodeStats,
     frags: Reassembler,
     events: Vec<DecodeEvent>,
+    /// The current packet's layers (reused; empty for most packets).
+    layers: Vec<TunnelLayer>,
+    /// Each tunnel's layers, as its first packet showed them.
+    tunnels: HashMap<TunnelKey, Box<[TunnelLayer]>>,
 }
 
 /// Where an IP packet's transport header starts, and how long the IP header
@@ -293,7 +345,15 @@ impl Decoder {
             stats: DecodeStats::default(),
             frags: Reassembler::new(),
             events: Vec::new(),
+            layers: Vec::new(),
+            tunnels: HashMap::new(),
         }
+    }
+
+    /// The layers of a tunnel a segment came out of, outermost first, as
+    /// its first packet showed them; render with `describe_tunnel`.
+    pub fn tunnel(&self, key: TunnelKey) -> Option<&[TunnelLayer]> {
+        self.tunnels.get(&key).map(|b| &b[..])
     }
 
     pub fn stats(&self) -> &DecodeStats {
@@ -328,12 +388,21 @@ impl Decoder {
             stats,
             frags,
             events,
+            layers,
+            tunnels,
         } = self;
         stats.packets += 1;
-        let r = decode_packet(frags, cfg, stats, events, link_type, data, orig_len, ts);
+        let mut walk = Walk::new(layers);
+        let r = decode_packet(
+            frags, cfg, stats, events, &mut walk, link_type, data, orig_len, ts,
+        );
         match &r {
             Ok(seg) => {
                 stats.segments += 1;
+                if !seg.tunnel.is_none() {
+                    stats.tunneled_segments += 1;
+                    remember_tunnel(tunnels, seg.tunnel, walk.layers, stats);
+                }
                 if seg.missing > 0 {
                     if (orig_len as usize) > data.len() {
                         stats.snaplen_cut += 1;
@@ -352,59 +421,116 @@ impl Decoder {
     }
 }
 
+fn remember_tunnel(
+    tunnels: &mut HashMap<TunnelKey, Box<[TunnelLayer]>>,
+    key: TunnelKey,
+    layers: &[TunnelLayer],
+    stats: &mut DecodeStats,
+) {
+    if tunnels.contains_key(&key) {
+        return;
+    }
+    if tunnels.len() >= MAX_TUNNEL_DESCRIPTIONS {
+        stats.tunnel_descriptions_dropped += 1;
+        return;
+    }
+    tunnels.insert(key, layers.into());
+}
+
+/// IP protocols that carry a tunnel.
+fn is_tunnel_proto(proto: u8) -> bool {
+    matches!(proto, 4 | 41 | 47)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn decode_packet<'a>(
     frags: &'a mut Reassembler,
     cfg: &DecodeConfig,
     stats: &mut DecodeStats,
     events: &mut Vec<DecodeEvent>,
+    walk: &mut Walk<'_>,
     link_type: u32,
     data: &'a [u8],
     orig_len: u32,
     ts: Timestamp,
 ) -> Result<Segment<'a>, SkipReason> {
-    let (net, off) = link::network_offset(link_type, data)?;
-    let ip = data.get(off..).ok_or(SkipReason::TruncatedLink)?;
+    let (mut net, off) = link::network_offset_in(link_type, data, walk)?;
+    let mut ip = data.get(off..).ok_or(SkipReason::TruncatedLink)?;
     // What the wire carried after the link header, for offloaded zero lengths.
-    let wire_len = (orig_len as usize).saturating_sub(off).max(ip.len());
-    let parsed = match net {
-        link::Net::V4 => ipv4(ip, wire_len, stats)?,
-        link::Net::V6 => ipv6(ip, wire_len, stats)?,
-    };
-    let t = match parsed {
-        Ip::Whole(t) => t,
-        Ip::Fragment(f) => match frags.add(f, ts, cfg, stats, events) {
-            FragResult::Held => return Err(SkipReason::IpFragmentIncomplete),
-            FragResult::Dropped(r) => return Err(r),
-            FragResult::Complete { next } => {
-                let (src, dst, v6) = match frag_src_dst(ip, net) {
-                    Some(a) => a,
-                    None => return Err(SkipReason::BadIpHeader),
-                };
-                let buf: &'a [u8] = &frags.out;
-                let (proto, at) = if v6 {
-                    match ipv6_ext(next, buf, buf.len())? {
-                        Ext::Done { next, at } => (next, at),
-                        Ext::Fragment { .. } => return Err(SkipReason::BadIpFragment),
-                    }
-                } else {
-                    (next, 0)
-                };
-                let rest = buf.get(at..).unwrap_or(&[]);
-                Transport {
-                    src,
-                    dst,
-                    proto,
-                    captured: rest,
-                    declared: rest.len(),
+    let mut wire_len = (orig_len as usize).saturating_sub(off).max(ip.len());
+    let t = loop {
+        let parsed = match net {
+            link::Net::V4 => ipv4(ip, wire_len, stats)?,
+            link::Net::V6 => ipv6(ip, wire_len, stats)?,
+        };
+        let t = match parsed {
+            Ip::Whole(t) => t,
+            Ip::Fragment(f) => match frags.add(f, ts, cfg, stats, events) {
+                FragResult::Held => return Err(SkipReason::IpFragmentIncomplete),
+                FragResult::Dropped(r) => return Err(r),
+                FragResult::Complete { next } => {
+                    let (src, dst, v6) = match frag_src_dst(ip, net) {
+                        Some(a) => a,
+                        None => return Err(SkipReason::BadIpHeader),
+                    };
+                    let buf: &'a [u8] = &frags.out;
+                    let (proto, at) = if v6 {
+                        match ipv6_ext(next, buf, buf.len())? {
+                            Ext::Done { next, at } => (next, at),
+                            Ext::Fragment { .. } => return Err(SkipReason::BadIpFragment),
+                        }
+                    } else {
+                        (next, 0)
+                    };
+                    let rest = buf.get(at..).unwrap_or(&[]);
+                    // Only TCP fragments are held, so this is the segment.
+                    break Transport {
+                        src,
+                        dst,
+                        proto,
+                        captured: rest,
+                        declared: rest.len(),
+                    };
                 }
+            },
+        };
+        // The common case first: no tunnel.
+        let (inner, at) = match t.proto {
+            6 => break t,
+            4 => {
+                walk.push(TunnelLayer::IpInIp {
+                    src: t.src,
+                    dst: t.dst,
+                })?;
+                (t.captured, (link::Net::V4, 0))
             }
-        },
+            41 => {
+                walk.push(TunnelLayer::IpInIp {
+                    src: t.src,
+                    dst: t.dst,
+                })?;
+                (t.captured, (link::Net::V6, 0))
+            }
+            47 => (t.captured, tunnel::gre(t.captured, t.src, t.dst, walk)?),
+            17 => match tunnel::udp(t.captured, t.src, t.dst, walk)? {
+                Some((udp_len, (n, at))) => {
+                    let h = t.captured.get(udp_len..).unwrap_or(&[]);
+                    (h, (n, at))
+                }
+                None => return Err(SkipReason::NotTcp),
+            },
+            _ => return Err(SkipReason::NotTcp),
+        };
+        let (n, at) = at;
+        net = n;
+        ip = inner.get(at..).ok_or(SkipReason::TruncatedTunnel)?;
+        let consumed = t.captured.len() - inner.len() + at;
+        wire_len = t.declared.saturating_sub(consumed).max(ip.len());
     };
     if t.proto != 6 {
         return Err(SkipReason::NotTcp);
     }
-    tcp(t)
+    tcp(t, walk.key())
 }
 
 enum Ip<'a> {
@@ -473,7 +599,7 @@ fn ipv4<'a>(ip: &'a [u8], wire_len: usize, stats: &mut DecodeStats) -> Result<Ip
     let offset = (frag & 0x1fff) as u32 * 8;
     if more || offset != 0 {
         if proto != 6 {
-            return Err(SkipReason::NotTcp);
+            return Err(non_tcp_fragment(proto, offset, captured));
         }
         if end < total {
             return Err(SkipReason::IpFragmentTruncated);
@@ -499,6 +625,24 @@ fn ipv4<'a>(ip: &'a [u8], wire_len: usize, stats: &mut DecodeStats) -> Result<Ip
         captured,
         declared: total - ihl,
     }))
+}
+
+/// Why a fragment that is not TCP is skipped: a tunnel's (IP-in-IP, GRE,
+/// or a first UDP fragment to a tunnel port) or plain not TCP.
+fn non_tcp_fragment(proto: u8, offset: u32, data: &[u8]) -> SkipReason {
+    let udp_tunnel = proto == 17
+        && offset == 0
+        && [be16(data, 0), be16(data, 2)].iter().any(|p| {
+            matches!(
+                p,
+                Some(tunnel::UDP_VXLAN | tunnel::UDP_GENEVE | tunnel::UDP_GTPU)
+            )
+        });
+    if is_tunnel_proto(proto) || udp_tunnel {
+        SkipReason::TunnelFragment
+    } else {
+        SkipReason::NotTcp
+    }
 }
 
 enum Ext {
@@ -589,7 +733,8 @@ fn ipv6<'a>(ip: &'a [u8], wire_len: usize, stats: &mut DecodeStats) -> Result<Ip
                 }
                 // Only TCP (possibly behind more extension headers) is worth holding.
                 if !matches!(fnext, 6 | 0 | 43 | 60 | 51 | 135 | 139 | 140) {
-                    return Err(SkipReason::NotTcp);
+                    let data = body.get(at + 8..).unwrap_or(&[]);
+                    return Err(non_tcp_fragment(fnext, offset, data));
                 }
                 if end < 40 + payload_len {
                     return Err(SkipReason::IpFragmentTruncated);
@@ -612,7 +757,7 @@ fn ipv6<'a>(ip: &'a [u8], wire_len: usize, stats: &mut DecodeStats) -> Result<Ip
     Err(SkipReason::BadIpHeader)
 }
 
-fn tcp(t: Transport<'_>) -> Result<Segment<'_>, SkipReason> {
+fn tcp(t: Transport<'_>, tunnel: TunnelKey) -> Result<Segment<'_>, SkipReason> {
     let b = t.captured;
     if t.declared < 20 {
         return Err(SkipReason::BadTcpHeader);
@@ -646,5 +791,6 @@ fn tcp(t: Transport<'_>) -> Result<Segment<'_>, SkipReason> {
         window,
         payload,
         missing: u32::try_from(missing).unwrap_or(u32::MAX),
+        tunnel,
     })
 }

@@ -89,6 +89,7 @@ mod slab;
 
 pub use seq::SeqMap;
 
+use crate::decode::TunnelKey;
 use crate::decode::{flags, Segment};
 use crate::types::{Anomaly, PacketNo, Timestamp};
 use reasm::{Ctx, DirState, Emit, Part, Pkt};
@@ -188,6 +189,9 @@ pub struct FlowInfo {
     pub first_ts: Timestamp,
     /// Initial sequence numbers from the SYN / SYN-ACK, indexed by [`Side::index`].
     pub isn: [Option<u32>; 2],
+    /// The tunnel the flow travels in (`TunnelKey::NONE` if none); part of
+    /// the flow key. `decode::Decoder::tunnel` gives its layers.
+    pub tunnel: TunnelKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -598,11 +602,13 @@ impl<S> Flow<S> {
         }
     }
     fn key(&self) -> FlowKey {
-        flow_key(self.info.orig, self.info.resp)
+        flow_key(self.info.tunnel, self.info.orig, self.info.resp)
     }
 }
 
-type FlowKey = (SocketAddr, SocketAddr);
+/// A flow's endpoints as an ordered pair (both directions share it), and
+/// its tunnel, so identical inner addresses in two tunnels stay apart.
+type FlowKey = (TunnelKey, SocketAddr, SocketAddr);
 
 /// Bytes one entry of a `HashMap<K, V>` takes at worst: the entry and its
 /// control byte, at hashbrown's 7/8 load factor, in a table that may have
@@ -611,11 +617,11 @@ const fn map_entry_cost<K, V>() -> usize {
     (std::mem::size_of::<(K, V)>() + 1) * 8 / 7 * 2
 }
 
-fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
+fn flow_key(tunnel: TunnelKey, a: SocketAddr, b: SocketAddr) -> FlowKey {
     if a <= b {
-        (a, b)
+        (tunnel, a, b)
     } else {
-        (b, a)
+        (tunnel, b, a)
     }
 }
 
@@ -731,7 +737,7 @@ impl<S> FlowTable<S> {
         self.stats.segments += 1;
         self.stats.payload_bytes += seg.payload.len() as u64;
         self.advance_clock(ts, h)?;
-        let key = flow_key(seg.src, seg.dst);
+        let key = flow_key(seg.tunnel, seg.src, seg.dst);
         let idx = match self.map.get(&key).copied() {
             Some(idx) if seg.flags & flags::SYN != 0 && self.starts_new_connection(idx, seg) => {
                 self.stats.flows_replaced += 1;
@@ -881,6 +887,7 @@ impl<S> FlowTable<S> {
             first_packet: packet,
             first_ts: ts,
             isn: [None, None],
+            tunnel: seg.tunnel,
         };
         self.next_id += 1;
         self.stats.flows_created += 1;

@@ -165,6 +165,7 @@ impl T {
             window,
             payload,
             missing,
+            tunnel: Default::default(),
         };
         self.table
             .process(&seg, self.pkt, Timestamp::new(self.secs, 0), &mut self.rec);
@@ -537,6 +538,7 @@ fn ack_past_a_hole_reports_it_lost_at_once() {
         window: 100,
         payload: b"",
         missing: 0,
+        tunnel: Default::default(),
     };
     t.table
         .process(&seg, 6, Timestamp::new(1000, 0), &mut t.rec);
@@ -1221,6 +1223,7 @@ fn throughput() {
             window: 100,
             payload: &payload,
             missing: 0,
+            tunnel: Default::default(),
         };
         table.process(&seg, i + 1, Timestamp::new(0, 0), &mut h);
         seq = seq.wrapping_add(payload.len() as u32);
