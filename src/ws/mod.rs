@@ -12,10 +12,12 @@
 //! negotiated extension, fragmentation order, UTF-8 and close payloads belong
 //! to the message layer.
 
+pub mod chain;
 mod decoder;
 mod header;
 mod mask;
 
+pub use chain::{probe, ChainVerdict, MidstreamStart};
 pub use decoder::{FrameConfig, FrameDecoder, FrameEvent};
 pub use header::{
     encode_frame, encode_header, opcode, parse_header, FrameHeader, HeaderParse, MAX_HEADER_LEN,
