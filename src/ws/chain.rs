@@ -112,8 +112,7 @@ pub fn check(window: &[u8], masked: Option<bool>, boundaries: &[usize]) -> Optio
             break;
         };
         let rsv1 = h.rsv & 0b100 != 0;
-        if h.rsv & 0b011 != 0 || opcode::is_reserved(h.opcode) || h.non_minimal || h.len_top_bit
-        {
+        if h.rsv & 0b011 != 0 || opcode::is_reserved(h.opcode) || h.non_minimal || h.len_top_bit {
             return None;
         }
         let is_masked = h.mask.is_some();
@@ -176,43 +175,66 @@ pub fn probe(window: &[u8]) -> Option<MidstreamStart> {
 /// [`probe`] with what the caller knows: the expected mask bit and the
 /// window offsets where TCP segments began.
 pub fn search(window: &[u8], masked: Option<bool>, boundaries: &[usize]) -> Option<MidstreamStart> {
-    let window = window.get(..window.len().min(SEARCH_LIMIT))?;
-    for offset in 0..window.len() {
+    search_from(window, 0, masked, boundaries, false).0
+}
+
+/// The search itself, from offset `from`. With `strict`, offset 0 is not
+/// trusted as a frame start either (bytes after a loss): every start needs
+/// [`MIN_CHAINED_SEARCHED`] frames. Also returns the first offset not yet
+/// ruled out: an offset whose chain broke a rule inside the window stays
+/// ruled out however many bytes follow, so a caller whose window grows
+/// (a resyncing decoder) searches again from there, not from 0.
+pub fn search_from(
+    window: &[u8],
+    from: usize,
+    masked: Option<bool>,
+    boundaries: &[usize],
+    strict: bool,
+) -> (Option<MidstreamStart>, usize) {
+    let window = window.get(..window.len().min(SEARCH_LIMIT)).unwrap_or(&[]);
+    let mut dead_upto = from;
+    let mut shifted: Vec<usize> = Vec::new();
+    for offset in from..window.len() {
         let Some(w) = window.get(offset..) else { break };
         // Cheap first-byte filter: RSV2/RSV3 clear, opcode known.
         let b0 = w.first().copied().unwrap_or(0);
-        if b0 & 0x30 != 0 || opcode::is_reserved(b0 & 0x0f) {
-            continue;
-        }
-        let shifted: Vec<usize>;
-        let bounds: &[usize] = if boundaries.is_empty() {
-            &[]
+        let verdict = if b0 & 0x30 != 0 || opcode::is_reserved(b0 & 0x0f) {
+            None
         } else {
-            shifted = boundaries
-                .iter()
-                .filter(|&&x| x >= offset)
-                .map(|&x| x - offset)
-                .collect();
-            &shifted
+            shifted.clear();
+            shifted.extend(
+                boundaries
+                    .iter()
+                    .filter(|&&x| x >= offset)
+                    .map(|&x| x - offset),
+            );
+            check(w, masked, &shifted)
         };
-        let Some(v) = check(w, masked, bounds) else {
+        let Some(v) = verdict else {
+            if dead_upto == offset {
+                dead_upto = offset + 1;
+            }
             continue;
         };
-        let ok = if offset == 0 {
+        let ok = if offset == 0 && !strict {
             confident_at_start(&v, w.len())
         } else {
             v.frames >= MIN_CHAINED_SEARCHED
         };
         if ok {
-            return Some(MidstreamStart {
+            let start = MidstreamStart {
                 offset,
                 masked: v.masked,
                 deflate: v.deflate,
-                verdict: ChainVerdict { confident: true, ..v },
-            });
+                verdict: ChainVerdict {
+                    confident: true,
+                    ..v
+                },
+            };
+            return (Some(start), dead_upto);
         }
     }
-    None
+    (None, dead_upto)
 }
 
 #[cfg(test)]
@@ -260,10 +282,20 @@ mod tests {
             let m = if masked { 4 } else { 0 };
             let second = 2 + m + 11;
             let third = second + 4 + m + 300;
+            let starts = [0, second, third];
             for cut in 1..third {
                 let st = probe(&s[cut..]).expect("start");
                 let next = if cut <= second { second } else { third };
-                assert_eq!(cut + st.offset, next, "cut {cut}");
+                // Payload bytes can parse as a frame that lands exactly on
+                // the next true header (here 0x01 0x01 0x01 just before
+                // the third frame): such a start converges on the true chain.
+                let found = cut + st.offset;
+                let v = check(&s[found..], Some(masked), &[]).expect("chain");
+                assert!(v.frames >= MIN_CHAINED_SEARCHED);
+                if found != next {
+                    assert!(found > next - 4 && found < third, "cut {cut} found {found}");
+                    assert!(!starts.contains(&found));
+                }
                 assert_eq!(st.masked, masked);
             }
         }
@@ -286,7 +318,10 @@ mod tests {
             assert_eq!(check(b, None, &[]), None, "{b:02x?}");
         }
         // Mask bit must stay the same, and match the expected one.
-        assert_eq!(check(&[0x81, 0x00, 0x81, 0x80, 1, 2, 3, 4], None, &[]), None);
+        assert_eq!(
+            check(&[0x81, 0x00, 0x81, 0x80, 1, 2, 3, 4], None, &[]),
+            None
+        );
         assert_eq!(check(&[0x81, 0x00], Some(true), &[]), None);
         // Fragmentation order.
         assert_eq!(check(&[0x01, 0x00, 0x81, 0x00], None, &[]), None);
@@ -324,9 +359,15 @@ mod tests {
         assert_eq!(hits, 0, "random windows taken for WebSocket");
         // 64 KiB windows: the whole search bound.
         for seed in 0..20u64 {
-            assert_eq!(probe(&random(seed + 10_000, SEARCH_LIMIT)), None, "seed {seed}");
+            assert_eq!(
+                probe(&random(seed + 10_000, SEARCH_LIMIT)),
+                None,
+                "seed {seed}"
+            );
         }
-        let mut tls = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+        let mut tls = vec![
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ];
         tls.extend(random(7, 500));
         tls.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x40]);
         tls.extend(random(8, 64));
@@ -337,6 +378,25 @@ mod tests {
         assert_eq!(probe(http), None);
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
         assert_eq!(probe(resp), None);
+    }
+
+    #[test]
+    fn offsets_ruled_out_stay_ruled_out() {
+        let mut s = vec![0x83u8, 0x00, 0x83];
+        let body = frames(true, 6);
+        s.extend_from_slice(&body);
+        let (found, dead) = search_from(&s, 0, Some(true), &[], true);
+        assert_eq!(found.map(|f| f.offset), Some(3));
+        assert_eq!(dead, 3, "offsets 0 to 2 break a rule");
+        let (found, dead) = search_from(&s[..40], 0, Some(true), &[], true);
+        assert_eq!(found, None);
+        assert_eq!(dead, 3);
+        assert_eq!(
+            search_from(&s, dead, Some(true), &[], true)
+                .0
+                .map(|f| f.offset),
+            Some(3)
+        );
     }
 
     #[test]
