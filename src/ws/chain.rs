@@ -18,6 +18,12 @@
 //!   is not required to end at one, but every boundary a frame ends on counts
 //!   as evidence ([`ChainVerdict::aligned`]).
 //!
+//! A start found by searching (past a skipped prefix, or after a loss) that
+//! does not lie on a known segment boundary is moved on by one frame: bytes
+//! of a payload can parse as a frame ending exactly at a true frame start,
+//! and from there the chain holds, so the first frame of such a start is
+//! never trusted.
+//!
 //! A chain is [`ChainVerdict::confident`] when it holds up to the end of the
 //! window (the last frame may run past it, a header may be cut by it) and
 //! either [`MIN_CHAINED`] or more frames end inside the window, or (at the
@@ -222,6 +228,22 @@ pub fn search_from(
             v.frames >= MIN_CHAINED_SEARCHED
         };
         if ok {
+            // Payload bytes can parse as a frame that ends exactly where a
+            // true frame begins, and then the chain holds from there on. A
+            // searched start is trusted only at a segment boundary (where
+            // senders' writes begin); elsewhere its first frame is skipped.
+            let searched = offset > 0 || strict;
+            let offset = if searched && boundaries.binary_search(&offset).is_err() {
+                let Some(HeaderParse::Complete(h)) = w.first().map(|_| parse_header(w)) else {
+                    continue;
+                };
+                offset + usize::from(h.header_len) + h.len as usize
+            } else {
+                offset
+            };
+            let Some(v) = window.get(offset..).and_then(|w| check(w, masked, &[])) else {
+                continue;
+            };
             let start = MidstreamStart {
                 offset,
                 masked: v.masked,
@@ -282,20 +304,33 @@ mod tests {
             let m = if masked { 4 } else { 0 };
             let second = 2 + m + 11;
             let third = second + 4 + m + 300;
-            let starts = [0, second, third];
+            let mut starts = Vec::new();
+            let mut p = 0;
+            while let Some(HeaderParse::Complete(h)) = s.get(p..).map(parse_header) {
+                starts.push(p);
+                p += usize::from(h.header_len) + h.len as usize;
+            }
+            assert_eq!(starts[1..3], [second, third]);
             for cut in 1..third {
                 let st = probe(&s[cut..]).expect("start");
-                let next = if cut <= second { second } else { third };
-                // Payload bytes can parse as a frame that lands exactly on
-                // the next true header (here 0x01 0x01 0x01 just before
-                // the third frame): such a start converges on the true chain.
+                // A searched start off a segment boundary skips its first
+                // frame: the second true frame at or after the cut.
                 let found = cut + st.offset;
-                let v = check(&s[found..], Some(masked), &[]).expect("chain");
-                assert!(v.frames >= MIN_CHAINED_SEARCHED);
-                if found != next {
-                    assert!(found > next - 4 && found < third, "cut {cut} found {found}");
-                    assert!(!starts.contains(&found));
+                if st.offset == 0 {
+                    // The start of a window is trusted: here a payload
+                    // piece that parses as a frame converging on the chain.
+                    continue;
                 }
+                let next = starts.iter().position(|&x| x >= cut).expect("frame");
+                assert!(starts.contains(&found), "cut {cut} found {found}");
+                assert!(
+                    found == starts[next] || found == starts[next + 1],
+                    "cut {cut} found {found}"
+                );
+                // With the cut known as a segment start, the first true
+                // frame after it is kept... unless it does not start there.
+                let st = search(&s[cut..], None, &[0]).expect("start");
+                assert!(starts.contains(&(cut + st.offset)));
                 assert_eq!(st.masked, masked);
             }
         }
@@ -386,13 +421,16 @@ mod tests {
         let body = frames(true, 6);
         s.extend_from_slice(&body);
         let (found, dead) = search_from(&s, 0, Some(true), &[], true);
-        assert_eq!(found.map(|f| f.offset), Some(3));
+        // The first frame of a start off a segment boundary is skipped.
+        assert_eq!(found.map(|f| f.offset), Some(20));
         assert_eq!(dead, 3, "offsets 0 to 2 break a rule");
+        let (found, _) = search_from(&s, 0, Some(true), &[3], true);
+        assert_eq!(found.map(|f| f.offset), Some(3));
         let (found, dead) = search_from(&s[..40], 0, Some(true), &[], true);
         assert_eq!(found, None);
         assert_eq!(dead, 3);
         assert_eq!(
-            search_from(&s, dead, Some(true), &[], true)
+            search_from(&s, dead, Some(true), &[3], true)
                 .0
                 .map(|f| f.offset),
             Some(3)
