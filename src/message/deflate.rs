@@ -295,6 +295,171 @@ impl Inflater {
     }
 }
 
+/// The longest deflate window: what a message can refer back to.
+pub const WINDOW: usize = 32 * 1024;
+
+/// What [`HistoryFreeInflater::inflate_message`] could tell of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovered {
+    /// The message does not depend on history that was not seen: these are
+    /// its bytes exactly.
+    Exact(Vec<u8>),
+    /// Some output depends on the unseen window (`deflate_context_missing`);
+    /// the first `known_prefix` output bytes do not (but are not output as
+    /// decoded: the caller keeps the compressed bytes).
+    DependsOnHistory { known_prefix: usize, len: usize },
+    /// Invalid compressed data (both inflaters agree).
+    Error(String),
+    /// Inflated past `max_out` bytes: not decided.
+    TooLong,
+}
+
+/// Inflates a direction's permessage-deflate messages when the window
+/// before the first one seen is unknown (the handshake, or earlier
+/// messages, were not captured; or bytes were lost).
+///
+/// Two raw inflaters run side by side, one primed with 32 KiB of 0x00 as
+/// the unseen window, the other with 32 KiB of 0xFF. The bit stream parses
+/// the same in both (it does not depend on output bytes); an output byte
+/// that comes from the unseen window, directly or through copies of copies,
+/// differs between them, because every byte of the two windows differs.
+/// A message with identical outputs is therefore known exactly. Both keep
+/// their windows from message to message (context takeover), so once a
+/// message is known, later ones that refer back into it are known too;
+/// references that reach further back into the unseen window still show up
+/// as differences. Under no_context_takeover both restart empty for every
+/// message and every message is exact or invalid.
+pub struct HistoryFreeInflater {
+    zero: Decompress,
+    ones: Decompress,
+    pub params: DeflateParams,
+    /// Both windows are known to be equal (all of the last 32 KiB of output
+    /// agreed): the second inflater could be dropped.
+    windows_equal: bool,
+    agreed_run: u64,
+}
+
+impl HistoryFreeInflater {
+    pub fn new(params: DeflateParams) -> Self {
+        let mut me = HistoryFreeInflater {
+            zero: Decompress::new(false),
+            ones: Decompress::new(false),
+            params,
+            windows_equal: false,
+            agreed_run: 0,
+        };
+        me.prime();
+        me
+    }
+
+    fn prime(&mut self) {
+        self.zero.reset(false);
+        self.ones.reset(false);
+        if self.params.no_context_takeover {
+            self.windows_equal = true;
+            return;
+        }
+        // A raw inflater takes a dictionary at any time; failure leaves it
+        // without one, which the comparison then shows as differences or
+        // errors, never as wrong bytes taken for exact.
+        let _ = self.zero.set_dictionary(&[0x00; WINDOW]);
+        let _ = self.ones.set_dictionary(&[0xff; WINDOW]);
+    }
+
+    /// The window is unknown again (bytes lost, a message not inflated):
+    /// both inflaters restart primed with their stand-in windows.
+    pub fn forget(&mut self) {
+        self.windows_equal = false;
+        self.agreed_run = 0;
+        self.prime();
+    }
+
+    /// True once the unseen window can no longer affect any output.
+    pub fn context_known(&self) -> bool {
+        self.windows_equal
+    }
+
+    /// Inflates one whole message (its unmasked compressed payload, without
+    /// the 4-byte tail the sender stripped) and compares the two outputs.
+    pub fn inflate_message(&mut self, compressed: &[u8], max_out: usize) -> Recovered {
+        if self.params.no_context_takeover {
+            self.prime();
+        }
+        let a = inflate_bounded(&mut self.zero, compressed, max_out);
+        let b = inflate_bounded(&mut self.ones, compressed, max_out);
+        match (a, b) {
+            (Ok(a), Ok(b)) if a == b => {
+                self.agreed_run = self.agreed_run.saturating_add(a.len() as u64);
+                if self.agreed_run >= WINDOW as u64 {
+                    self.windows_equal = true;
+                }
+                Recovered::Exact(a)
+            }
+            (Ok(a), Ok(b)) => {
+                let known_prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+                // Agreement since the last difference.
+                let tail_agree = a
+                    .iter()
+                    .rev()
+                    .zip(b.iter().rev())
+                    .take_while(|(x, y)| x == y)
+                    .count();
+                self.agreed_run = tail_agree as u64;
+                Recovered::DependsOnHistory {
+                    known_prefix,
+                    len: a.len(),
+                }
+            }
+            // Both stopped part-way: what follows cannot be parsed from here.
+            (Err(None), _) | (_, Err(None)) => {
+                self.forget();
+                Recovered::TooLong
+            }
+            (Err(Some(e)), _) | (_, Err(Some(e))) => {
+                self.forget();
+                Recovered::Error(e)
+            }
+        }
+    }
+}
+
+/// Inflates `input` plus the restored tail into a new buffer of at most
+/// `max_out` bytes. Err(None): too long; Err(Some): invalid data.
+fn inflate_bounded(
+    d: &mut Decompress,
+    input: &[u8],
+    max_out: usize,
+) -> Result<Vec<u8>, Option<String>> {
+    let mut out = Vec::with_capacity(input.len().saturating_mul(2).min(max_out).min(1 << 20));
+    for part in [input, &DEFLATE_TAIL[..]] {
+        let mut part = part;
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() >= max_out {
+                    return Err(None);
+                }
+                out.reserve((out.len() + 4096).min(max_out - out.len()));
+            }
+            let (in0, out0) = (d.total_in(), out.len());
+            let res = d.decompress_vec(part, &mut out, FlushDecompress::Sync);
+            let used = (d.total_in() - in0) as usize;
+            part = part.get(used..).unwrap_or(&[]);
+            match res {
+                Err(e) => return Err(Some(e.to_string())),
+                Ok(Status::StreamEnd) => return Ok(out),
+                Ok(_) => {}
+            }
+            if part.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+            if used == 0 && out.len() == out0 && out.len() < out.capacity() {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -459,6 +624,93 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    fn takeover() -> DeflateParams {
+        DeflateParams {
+            per_frame: false,
+            no_context_takeover: false,
+            max_window_bits: 15,
+        }
+    }
+
+    #[test]
+    fn without_history_only_independent_messages_are_exact() {
+        let a = b"the quick brown fox jumps over the lazy dog ".repeat(20);
+        let b = b"the quick brown fox jumps over the lazy dog, again".to_vec();
+        let c: Vec<u8> = (0..3000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let d = [&b[..], &c[..]].concat();
+        let msgs: [&[u8]; 4] = [&a, &b, &c, &d];
+        let comp = compress_msgs(&msgs, 15, true);
+        // Seen from message 1 on: message 0 (the history) is not captured.
+        let mut h = HistoryFreeInflater::new(takeover());
+        // b refers back into a: unknown.
+        match h.inflate_message(&comp[1], 1 << 20) {
+            Recovered::DependsOnHistory { len, .. } => assert_eq!(len, b.len()),
+            other => panic!("{other:?}"),
+        }
+        // c is pseudo-random: no reference back, exact.
+        assert_eq!(
+            h.inflate_message(&comp[2], 1 << 20),
+            Recovered::Exact(c.clone())
+        );
+        // d refers to b (unknown) and c (known): not exact as a whole.
+        assert!(matches!(
+            h.inflate_message(&comp[3], 1 << 20),
+            Recovered::DependsOnHistory { .. }
+        ));
+        // Everything, seen from the start: all exact.
+        let mut h = HistoryFreeInflater::new(takeover());
+        for (m, z) in msgs.iter().zip(&comp) {
+            assert_eq!(h.inflate_message(z, 1 << 20), Recovered::Exact(m.to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_known_message_makes_later_references_to_it_exact() {
+        let a: Vec<u8> = (0..2000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let b: Vec<u8> = (0..2000u32).map(|i| (i * 17 % 241) as u8).collect();
+        let c = [&b[..500], &b[..500]].concat();
+        let comp = compress_msgs(&[&a, &b, &c], 15, true);
+        let mut h = HistoryFreeInflater::new(takeover());
+        assert_eq!(
+            h.inflate_message(&comp[1], 1 << 20),
+            Recovered::Exact(b.clone())
+        );
+        assert_eq!(h.inflate_message(&comp[2], 1 << 20), Recovered::Exact(c));
+    }
+
+    #[test]
+    fn no_context_takeover_is_always_exact_and_limits_hold() {
+        let a = b"abcabcabcabc hello hello hello".repeat(30);
+        let comp = compress_msgs(&[&a, &a], 15, false);
+        let mut h = HistoryFreeInflater::new(DeflateParams {
+            no_context_takeover: true,
+            ..takeover()
+        });
+        assert!(h.context_known());
+        assert_eq!(
+            h.inflate_message(&comp[1], 1 << 20),
+            Recovered::Exact(a.clone())
+        );
+        assert_eq!(h.inflate_message(&comp[0], 10), Recovered::TooLong);
+        let mut t = HistoryFreeInflater::new(takeover());
+        let two = compress_msgs(&[&a, &a], 15, true);
+        assert_eq!(
+            t.inflate_message(&two[0], 1 << 20),
+            Recovered::Exact(a.clone())
+        );
+        // A message not inflated (lost): the window is unknown again, and the
+        // next one, which refers back to it, must not come out as exact.
+        t.forget();
+        assert!(matches!(
+            t.inflate_message(&two[1], 1 << 20),
+            Recovered::DependsOnHistory { .. }
+        ));
+        assert!(matches!(
+            h.inflate_message(b"\xff\xff\xff", 1 << 20),
+            Recovered::Error(_)
+        ));
     }
 
     #[test]

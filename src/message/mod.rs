@@ -25,7 +25,8 @@ mod utf8;
 
 pub use close::{close_code_valid, parse_close, CloseInfo};
 pub use deflate::{
-    deflate_params, DeflateParams, Extension, ExtensionParam, Inflated, Inflater, DEFLATE_TAIL,
+    deflate_params, DeflateParams, Extension, ExtensionParam, HistoryFreeInflater, Inflated,
+    Inflater, Recovered, DEFLATE_TAIL,
 };
 pub use utf8::Utf8Check;
 
@@ -56,6 +57,7 @@ pub const ANOMALIES: &[(&str, &str)] = &[
     ("deflate_error", "invalid compressed data; the rest of the message is kept as the unmasked wire bytes"),
     ("deflate_context_lost", "the shared compression window was lost (gap, error); the message is inflated from a fresh window"),
     ("deflate_trailing_data", "compressed bytes after the final deflate block of a message; ignored"),
+    ("deflate_context_missing", "a compressed message refers back to deflate history that was not captured (no handshake, or lost bytes); kept as its unmasked compressed bytes, inflate_failed"),
     ("deflate_inflater_limit", "max_inflaters directions were being inflated at once; this compressed message is kept as its unmasked compressed bytes"),
 ];
 
@@ -347,6 +349,8 @@ struct MsgBuf {
     compressed: bool,
     unit: Unit,
     inflate_failed: bool,
+    /// The compressed bytes are being collected for a [`HistoryFreeInflater`].
+    collecting: bool,
     /// Inflated bytes produced for this message.
     work: u64,
     incomplete: Option<&'static str>,
@@ -372,6 +376,7 @@ impl MsgBuf {
             compressed: false,
             unit: Unit::Off,
             inflate_failed: false,
+            collecting: false,
             work: 0,
             incomplete: None,
             packets: Vec::new(),
@@ -395,6 +400,7 @@ impl MsgBuf {
         self.compressed = false;
         self.unit = Unit::Off;
         self.inflate_failed = false;
+        self.collecting = false;
         self.work = 0;
         self.incomplete = None;
         self.packets.clear();
@@ -487,6 +493,9 @@ pub struct Assembler {
     deflate: Option<DeflateParams>,
     /// Created with the first compressed message.
     inflater: Option<Inflater>,
+    /// Set when the sender's deflate history is unknown (see
+    /// [`Assembler::without_deflate_history`]).
+    history_free: Option<HistoryFreeInflater>,
     data: MsgBuf,
     ctrl: MsgBuf,
     cur: Option<CurFrame>,
@@ -509,6 +518,7 @@ impl Assembler {
             cfg,
             deflate,
             inflater: None,
+            history_free: None,
             data,
             ctrl: MsgBuf::new(),
             cur: None,
@@ -519,6 +529,21 @@ impl Assembler {
             scratch: Vec::new(),
             close_problems: Vec::new(),
         }
+    }
+
+    /// For a direction whose deflate history was not captured (a session
+    /// found without its handshake, with RSV1 frames; `deflate` then as
+    /// guessed, e.g. permessage-deflate with context takeover). Each
+    /// compressed message is collected whole (at most
+    /// `min(max_message_bytes, max_inflated_bytes)` compressed bytes) and
+    /// inflated by a [`HistoryFreeInflater`]: a message that does not depend
+    /// on the unseen window is output inflated, exactly; one that does is
+    /// kept as its unmasked compressed bytes with `inflate_failed` and
+    /// `deflate_context_missing`. Never outputs bytes not known to be right.
+    pub fn without_deflate_history(dir: Dir, cfg: MessageConfig, deflate: DeflateParams) -> Self {
+        let mut a = Self::new(dir, cfg, Some(deflate));
+        a.history_free = Some(HistoryFreeInflater::new(deflate));
+        a
     }
 
     pub fn stats(&self) -> &MessageStats {
@@ -551,6 +576,9 @@ impl Assembler {
     pub fn context_lost(&mut self, packet: PacketNo, ts: Timestamp) {
         if let Some(inf) = self.inflater.as_mut() {
             inf.lose_context();
+        }
+        if let Some(h) = self.history_free.as_mut() {
+            h.forget();
         }
         self.lost_at = Some(packet);
         for msg in [&mut self.data, &mut self.ctrl] {
@@ -762,6 +790,13 @@ impl Assembler {
     fn begin_unit(&mut self, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(Output<'_>)) {
         let Some(params) = self.deflate else { return };
         self.data.compressed = true;
+        if self.history_free.is_some() && !params.per_frame {
+            // Collected whole, inflated at the end (see `recover_collected`).
+            self.data.unit = Unit::Raw;
+            self.data.collecting = true;
+            self.data.body.text = false;
+            return;
+        }
         if self.inflater.is_none() {
             match Inflater::try_new(params, self.cfg.max_inflaters) {
                 Some(mut inf) => {
@@ -1030,6 +1065,53 @@ impl Assembler {
         self.data.unit = Unit::Off;
     }
 
+    /// Inflates a collected compressed message without the sender's history:
+    /// the payload becomes the inflated bytes only when they are exact.
+    fn recover_collected(
+        &mut self,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(Output<'_>),
+    ) {
+        let limit = self.data.body.limit;
+        let msg = &mut self.data;
+        let whole = msg.incomplete.is_none() && !msg.body.truncated && !msg.body.count_only;
+        let result = match self.history_free.as_mut() {
+            Some(h) if whole => h.inflate_message(&msg.body.payload, limit),
+            Some(h) => {
+                // Not fed: the window no longer matches the sender's.
+                h.forget();
+                Recovered::TooLong
+            }
+            None => Recovered::TooLong,
+        };
+        let at = msg.stream_start;
+        match result {
+            Recovered::Exact(bytes) => {
+                let text = msg.opcode == opcode::TEXT;
+                msg.body.reset(limit, text);
+                self.stats.inflated_bytes += bytes.len() as u64;
+                msg.body.push(&bytes);
+            }
+            other => {
+                msg.inflate_failed = true;
+                let why = match other {
+                    Recovered::DependsOnHistory { len, known_prefix } => format!(
+                        "{len} inflated bytes depend on deflate history that was not captured (the first {known_prefix} do not)"
+                    ),
+                    Recovered::Error(e) => format!("invalid compressed data ({e})"),
+                    _ if whole => format!("inflates to more than {limit} bytes"),
+                    _ => "the compressed message is not whole".to_owned(),
+                };
+                let d = format!(
+                    "compressed message at stream offset {at}: {why}; kept as its unmasked compressed bytes"
+                );
+                self.anomaly("deflate_context_missing", d, packet, ts, out);
+            }
+        }
+        self.data.collecting = false;
+    }
+
     fn emit(
         &mut self,
         slot: Slot,
@@ -1040,6 +1122,9 @@ impl Assembler {
         let stopped = slot == Slot::Data && self.data.unit == Unit::Stopped;
         if slot == Slot::Data && self.data.unit != Unit::Off {
             self.end_unit();
+        }
+        if slot == Slot::Data && self.data.collecting {
+            self.recover_collected(packet, ts, out);
         }
         let msg = self.buf(slot);
         msg.open = false;

@@ -562,6 +562,7 @@ fn every_emitted_anomaly_is_listed() {
         "deflate_error",
         "deflate_context_lost",
         "deflate_trailing_data",
+        "deflate_context_missing",
     ] {
         assert!(
             ANOMALIES.iter().any(|(n, _)| *n == name),
@@ -1075,4 +1076,63 @@ fn inflater_limit_keeps_compressed_bytes_then_recovers() {
             assert!(!m[0].inflate_failed);
         }
     }
+}
+
+#[test]
+fn without_deflate_history_outputs_only_exact_messages() {
+    let p = DeflateParams {
+        per_frame: false,
+        no_context_takeover: false,
+        max_window_bits: 15,
+    };
+    let first = b"hello hello hello, the history the capture missed".to_vec();
+    let refers = b"hello hello hello, the history again".to_vec();
+    let fresh: Vec<u8> = (0..500u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let again = [&fresh[..200], &fresh[..200]].concat();
+    let c = compress_msgs(&[&first, &refers, &fresh, &again], 15, true);
+    let mut r = Rig {
+        a: Assembler::without_deflate_history(Dir::C2s, MessageConfig::default(), p),
+        recs: Vec::new(),
+        offset: 0,
+        packet: 0,
+        max_capacity: 0,
+    };
+    // The capture starts after `first`.
+    r.frame_split(true, 0b100, TEXT, &c[1], KEY, 2);
+    r.frame_split(false, 0b100, BINARY, &c[2][..10], None, 1);
+    r.frame_split(true, 0, CONTINUATION, &c[2][10..], None, 3);
+    r.frame(true, TEXT, b"plain");
+    r.frame_split(true, 0b100, BINARY, &c[3], KEY, 1);
+    let (m, a) = r.take();
+    assert_eq!(m.len(), 4);
+    // Refers back into the unseen message: kept compressed, named.
+    assert!(m[0].inflate_failed && m[0].compressed);
+    assert_eq!(m[0].payload, c[1]);
+    assert_eq!(m[0].utf8_valid, None);
+    assert_eq!(a, ["deflate_context_missing"]);
+    // Independent of the unseen history: exact.
+    assert_eq!(m[1].payload, fresh);
+    assert!(!m[1].inflate_failed && m[1].compressed);
+    assert_eq!(m[1].len, fresh.len() as u64);
+    assert_eq!(m[2].payload, b"plain");
+    // Refers back only into a message known exactly: exact too.
+    assert_eq!(m[3].payload, again);
+    assert!(!m[3].inflate_failed);
+
+    // A loss makes the window unknown again.
+    let c = compress_msgs(&[&fresh, &again], 15, true);
+    let mut r = Rig {
+        a: Assembler::without_deflate_history(Dir::C2s, MessageConfig::default(), p),
+        recs: Vec::new(),
+        offset: 0,
+        packet: 0,
+        max_capacity: 0,
+    };
+    r.frame_split(true, 0b100, BINARY, &c[0], None, 1);
+    r.a.context_lost(9, ts(9));
+    r.frame_split(true, 0b100, BINARY, &c[1], None, 1);
+    let (m, a) = r.take();
+    assert_eq!(m[0].payload, fresh);
+    assert!(m[1].inflate_failed);
+    assert_eq!(a, ["deflate_context_missing"]);
 }

@@ -1,7 +1,49 @@
 //! Streaming frame decoder for one direction of a WebSocket connection.
 
+use super::chain;
 use super::header::{opcode, parse_header, FrameHeader, HeaderParse, MAX_HEADER_LEN};
 use crate::types::{Anomaly, PacketNo, Timestamp};
+
+/// Bytes a resyncing decoder holds while it searches for the next frame
+/// boundary (the chain search bound, [`chain::SEARCH_LIMIT`]).
+pub const RESYNC_LIMIT: usize = chain::SEARCH_LIMIT;
+
+/// Feeds remembered per resync buffer, for the packet numbers of the bytes
+/// replayed after a resync; beyond, later feeds count as the last one.
+const RESYNC_CHUNKS: usize = 4096;
+
+/// Bytes added to the resync buffer between two searches.
+const RESYNC_STEP: usize = 1024;
+
+/// Packet and time of the feed that carried buffer offset `at`.
+fn chunk_at(chunks: &[(usize, PacketNo, Timestamp)], at: usize) -> (PacketNo, Timestamp) {
+    chunks
+        .iter()
+        .take_while(|c| c.0 <= at)
+        .last()
+        .map_or((0, Timestamp::default()), |c| (c.1, c.2))
+}
+
+/// Bytes held after a loss while the next frame boundary is searched for.
+#[derive(Clone, Debug, Default)]
+struct Resync {
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    start: u64,
+    /// Where the search began: the first byte after the loss (None until
+    /// the first byte after it arrives).
+    from: Option<u64>,
+    /// Captured bytes dropped from the front of a full buffer, or held when
+    /// more bytes were lost.
+    skipped: u64,
+    /// `buf.len()` at the last search (searches are spaced, so tiny feeds
+    /// cannot make the work quadratic).
+    searched: usize,
+    /// Offsets of `buf` below this are ruled out as frame starts.
+    dead: usize,
+    /// (buffer offset, packet, ts) of each feed appended.
+    chunks: Vec<(usize, PacketNo, Timestamp)>,
+}
 
 /// Per-direction settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +103,10 @@ enum State {
     },
     /// A header was lost or unusable: nothing more of this direction is decoded.
     Desynced,
+    /// Bytes were lost where a header was due: the decoder holds what
+    /// follows (in `FrameDecoder::resync`) until the chain test finds the
+    /// next frame boundary.
+    Resyncing,
 }
 
 const AT_BOUNDARY: State = State::Header {
@@ -76,6 +122,9 @@ pub struct FrameDecoder {
     cfg: FrameConfig,
     state: State,
     frames: u64,
+    /// Resync after a loss instead of stopping (see [`FrameDecoder::resyncing`]).
+    resync_on: bool,
+    resync: Resync,
 }
 
 impl FrameDecoder {
@@ -84,7 +133,25 @@ impl FrameDecoder {
             cfg,
             state: AT_BOUNDARY,
             frames: 0,
+            resync_on: false,
+            resync: Resync::default(),
         }
+    }
+
+    /// After a loss that makes the next frame boundary unknown (a gap that
+    /// reaches a header, an unusable length), hold the following bytes (at
+    /// most [`RESYNC_LIMIT`]) and go on at the first offset where the frame
+    /// chain test holds ([`chain::search_from`], strict, with this
+    /// direction's mask bit), reporting the skipped bytes as `ws_resync`.
+    /// Without this, such a loss ends decoding of the direction (`ws_desync`).
+    pub fn resyncing(mut self) -> Self {
+        self.resync_on = true;
+        self
+    }
+
+    /// Searching for the next frame boundary after a loss.
+    pub fn is_resyncing(&self) -> bool {
+        matches!(self.state, State::Resyncing)
     }
 
     /// Frame headers decoded so far.
@@ -115,6 +182,10 @@ impl FrameDecoder {
             let rest = data.get(pos..).unwrap_or_default();
             match self.state {
                 State::Desynced => return,
+                State::Resyncing => {
+                    let used = self.resync_feed(rest, stream_offset + pos as u64, packet, ts, out);
+                    pos += used;
+                }
                 State::Payload {
                     remaining,
                     pos: ppos,
@@ -310,6 +381,17 @@ impl FrameDecoder {
         ts: Timestamp,
         out: &mut dyn FnMut(FrameEvent<'_>),
     ) {
+        if self.resync_on {
+            self.state = State::Resyncing;
+            self.resync = Resync::default();
+            out(FrameEvent::Anomaly(Anomaly {
+                name: "ws_resync_search",
+                detail: format!("{why}; searching for the next frame boundary"),
+                packet,
+                ts,
+            }));
+            return;
+        }
         self.state = State::Desynced;
         out(FrameEvent::Anomaly(Anomaly {
             name: "ws_desync",
@@ -319,11 +401,135 @@ impl FrameDecoder {
         }));
     }
 
+    /// Appends bytes to the resync buffer and searches it; returns how many
+    /// bytes of `data` were taken (all, unless the buffer filled up).
+    fn resync_feed(
+        &mut self,
+        data: &[u8],
+        offset: u64,
+        packet: PacketNo,
+        ts: Timestamp,
+        out: &mut dyn FnMut(FrameEvent<'_>),
+    ) -> usize {
+        let r = &mut self.resync;
+        if r.buf.is_empty() || r.start + r.buf.len() as u64 != offset {
+            r.skipped += r.buf.len() as u64;
+            r.buf.clear();
+            r.chunks.clear();
+            r.dead = 0;
+            r.searched = 0;
+            r.start = offset;
+            r.from.get_or_insert(offset);
+        }
+        let take = RESYNC_LIMIT.saturating_sub(r.buf.len()).min(data.len());
+        if r.chunks.len() < RESYNC_CHUNKS {
+            r.chunks.push((r.buf.len(), packet, ts));
+        }
+        r.buf
+            .extend_from_slice(data.get(..take).unwrap_or_default());
+        let full = r.buf.len() >= RESYNC_LIMIT;
+        if full || r.buf.len() >= r.searched + RESYNC_STEP {
+            if self.resync_search(out) {
+                return take;
+            }
+            if full {
+                self.resync_drop_front();
+            }
+        }
+        take
+    }
+
+    /// Searches the resync buffer; on a find, reports the skipped bytes,
+    /// decodes the buffer from the start found and returns true.
+    fn resync_search(&mut self, out: &mut dyn FnMut(FrameEvent<'_>)) -> bool {
+        let r = &mut self.resync;
+        r.searched = r.buf.len();
+        let bounds: Vec<usize> = r.chunks.iter().map(|c| c.0).collect();
+        let (found, dead) =
+            chain::search_from(&r.buf, r.dead, Some(self.cfg.expect_masked), &bounds, true);
+        r.dead = dead;
+        let Some(st) = found else { return false };
+        let r = std::mem::take(&mut self.resync);
+        let at = r.start + st.offset as u64;
+        let from = r.from.unwrap_or(r.start);
+        let (packet, ts) = chunk_at(&r.chunks, st.offset);
+        out(FrameEvent::Anomaly(Anomaly {
+            name: "ws_resync",
+            detail: format!(
+                "skipped {} captured bytes at stream offsets {from}..{at}; decoding resumes at a chain of {}+ valid frames",
+                r.skipped + st.offset as u64,
+                st.verdict.frames
+            ),
+            packet,
+            ts,
+        }));
+        self.state = AT_BOUNDARY;
+        for (i, &(c0, packet, ts)) in r.chunks.iter().enumerate() {
+            let c1 = r.chunks.get(i + 1).map_or(r.buf.len(), |c| c.0);
+            let a = c0.max(st.offset);
+            if a >= c1 {
+                continue;
+            }
+            if let Some(piece) = r.buf.get(a..c1) {
+                self.feed(piece, r.start + a as u64, packet, ts, out);
+            }
+        }
+        true
+    }
+
+    /// A full buffer with no chain in it: the first half is given up.
+    fn resync_drop_front(&mut self) {
+        let r = &mut self.resync;
+        let n = RESYNC_LIMIT / 2;
+        r.buf.drain(..n.min(r.buf.len()));
+        r.start += n as u64;
+        r.skipped += n as u64;
+        r.dead = r.dead.saturating_sub(n);
+        r.searched = r.buf.len();
+        let mut kept: Vec<(usize, PacketNo, Timestamp)> = Vec::new();
+        for &(c, p, t) in &r.chunks {
+            if c <= n {
+                // The chunk covering the new front (the last one starting before it).
+                kept.clear();
+                kept.push((0, p, t));
+            } else {
+                kept.push((c - n, p, t));
+            }
+        }
+        r.chunks = kept;
+    }
+
+    /// End of the direction's stream. A decoder still searching tries once
+    /// more with what it holds; if it finds no frame boundary, the bytes
+    /// since the loss are reported as `ws_resync_failed`.
+    pub fn finish(&mut self, packet: PacketNo, ts: Timestamp, out: &mut dyn FnMut(FrameEvent<'_>)) {
+        if !self.is_resyncing() || self.resync_search(out) {
+            return;
+        }
+        let r = std::mem::take(&mut self.resync);
+        let held = r.skipped + r.buf.len() as u64;
+        let from = r
+            .from
+            .map_or("the loss".to_owned(), |f| format!("stream offset {f}"));
+        out(FrameEvent::Anomaly(Anomaly {
+            name: "ws_resync_failed",
+            detail: format!(
+                "no frame boundary found after the loss: {held} captured bytes from {from} to the end not decoded"
+            ),
+            packet,
+            ts,
+        }));
+        self.state = State::Desynced;
+    }
+
     /// `len` bytes of the stream were lost at the current position. Inside the
     /// current frame's payload the decoder skips them and stays in sync (a
     /// `Gap` event, then `End` if the frame is done) and returns true. If they
-    /// reach a header, the direction is desynchronized: the part that fell in
-    /// the payload is reported as a `Gap`, then `ws_desync`; returns false.
+    /// reach a header, the part that fell in the payload is reported as a
+    /// `Gap`, then the direction is desynchronized (`ws_desync`) or, in
+    /// [`FrameDecoder::resyncing`] mode, a search for the next frame boundary
+    /// begins (`ws_resync_search`; keep feeding, the decoder goes on by
+    /// itself at the boundary found, `ws_resync`); returns false.
     pub fn gap(
         &mut self,
         len: u64,
@@ -336,6 +542,18 @@ impl FrameDecoder {
         }
         match self.state {
             State::Desynced => false,
+            State::Resyncing => {
+                // What is held may already show the boundary; if not, it is
+                // given up and the search starts again after the new loss.
+                if self.resync_search(out) {
+                    return self.gap(len, packet, ts, out);
+                }
+                let r = &mut self.resync;
+                r.skipped += r.buf.len() as u64;
+                r.buf.clear();
+                r.chunks.clear();
+                false
+            }
             State::Payload {
                 remaining,
                 pos,
@@ -682,6 +900,151 @@ mod tests {
         assert!(dec.gap(u64::MAX >> 2, 3, ts, &mut |e| evs.push(own(e))));
         assert_eq!(evs.len(), 3);
         assert_eq!(evs[1], Ev::Payload(vec![1, 2, 3], 0));
+    }
+
+    fn resync_stream() -> (Vec<u8>, Vec<u64>) {
+        let mut s = Vec::new();
+        let mut starts = Vec::new();
+        for i in 0..40u32 {
+            starts.push(s.len() as u64);
+            let payload: Vec<u8> = (0..(i * 37 % 300)).map(|j| (j * 7 + i) as u8).collect();
+            let key = Some([i as u8, 0x5a, 0xc3, 7]);
+            encode_frame(&mut s, true, 0, opcode::BINARY, key, &payload);
+        }
+        (s, starts)
+    }
+
+    /// Feeds `s` in `seg`-byte pieces with the bytes `lost` left out (as a
+    /// gap), through a resyncing client decoder.
+    fn run_lossy(s: &[u8], seg: usize, lost: std::ops::Range<usize>) -> (Vec<Ev>, FrameDecoder) {
+        let mut dec = FrameDecoder::new(CLIENT).resyncing();
+        let mut evs = Vec::new();
+        let ts = Timestamp::default();
+        let mut pos = 0;
+        let mut pkt = 1;
+        while pos < s.len() {
+            if pos == lost.start {
+                dec.gap((lost.end - lost.start) as u64, pkt, ts, &mut |e| {
+                    evs.push(own(e))
+                });
+                pos = lost.end;
+                continue;
+            }
+            let end = (pos + seg).min(s.len());
+            let end = if pos < lost.start {
+                end.min(lost.start)
+            } else {
+                end
+            };
+            dec.feed(&s[pos..end], pos as u64, pkt, ts, &mut |e| evs.push(own(e)));
+            pos = end;
+            pkt += 1;
+        }
+        dec.finish(pkt, ts, &mut |e| evs.push(own(e)));
+        (coalesce(evs), dec)
+    }
+
+    #[test]
+    fn resync_after_a_lost_header_recovers_every_later_frame() {
+        let (s, starts) = resync_stream();
+        let whole = run(CLIENT, &[&s]);
+        for seg in [1usize, 7, 100, 1448, 100_000] {
+            for k in [3usize, 10, 25] {
+                // Lose the header of frame k and a bit of its payload.
+                let a = starts[k] as usize;
+                let (evs, dec) = run_lossy(&s, seg, a..a + 3);
+                assert!(!dec.is_desynced() && !dec.is_resyncing(), "seg {seg} k {k}");
+                let names: Vec<_> = evs
+                    .iter()
+                    .filter_map(|e| match e {
+                        Ev::Anomaly(n) => Some(*n),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(names, ["ws_resync_search", "ws_resync"], "seg {seg} k {k}");
+                // Every frame from k+2 on is decoded exactly as without loss
+                // (k+1 too when it starts a segment: a searched start off a
+                // segment boundary skips its first frame).
+                let after = |evs: &[Ev]| -> Vec<Ev> {
+                    let i = evs
+                        .iter()
+                        .position(|e| matches!(e, Ev::Header(_, off) if *off == starts[k + 2]))
+                        .expect("frame after the loss");
+                    evs[i..].to_vec()
+                };
+                assert_eq!(after(&evs), after(&whole), "seg {seg} k {k}");
+                // Nothing invented between the loss and the resync.
+                let first_after_loss = evs
+                    .iter()
+                    .position(|e| matches!(e, Ev::Header(_, off) if *off > starts[k]))
+                    .expect("header");
+                assert!(
+                    matches!(evs[first_after_loss], Ev::Header(_, off) if off == starts[k + 1] || off == starts[k + 2])
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn resync_that_finds_nothing_says_so_at_the_end() {
+        let mut dec = FrameDecoder::new(CLIENT).resyncing();
+        let mut evs = Vec::new();
+        let ts = Timestamp::default();
+        assert!(!dec.gap(5, 1, ts, &mut |e| evs.push(own(e))));
+        assert!(dec.is_resyncing());
+        // Server-style (unmasked) frames do not match a client direction.
+        let mut s = Vec::new();
+        for _ in 0..10 {
+            encode_frame(&mut s, true, 0, opcode::TEXT, None, b"abc");
+        }
+        dec.feed(&s, 5, 2, ts, &mut |e| evs.push(own(e)));
+        dec.finish(3, ts, &mut |e| evs.push(own(e)));
+        assert_eq!(
+            evs,
+            vec![
+                Ev::Anomaly("ws_resync_search"),
+                Ev::Anomaly("ws_resync_failed")
+            ]
+        );
+        assert!(dec.is_desynced());
+    }
+
+    #[test]
+    fn resync_buffer_is_bounded_and_slides() {
+        let mut dec = FrameDecoder::new(SERVER).resyncing();
+        let ts = Timestamp::default();
+        let mut evs = Vec::new();
+        dec.gap(1, 1, ts, &mut |e| evs.push(own(e)));
+        let junk = vec![0x83u8; 3 * RESYNC_LIMIT];
+        dec.feed(&junk, 1, 2, ts, &mut |e| evs.push(own(e)));
+        assert!(dec.resync.buf.len() <= RESYNC_LIMIT);
+        let mut s = Vec::new();
+        for _ in 0..8 {
+            encode_frame(&mut s, true, 0, opcode::TEXT, None, b"abc");
+        }
+        dec.feed(&s, 1 + junk.len() as u64, 3, ts, &mut |e| evs.push(own(e)));
+        dec.finish(4, ts, &mut |e| evs.push(own(e)));
+        let headers = evs.iter().filter(|e| matches!(e, Ev::Header(..))).count();
+        assert_eq!(headers, 8);
+        assert!(evs.contains(&Ev::Anomaly("ws_resync")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn resync_never_panics_and_stays_bounded(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+            cut in 0usize..3000,
+            lost in 1u64..100,
+        ) {
+            let cut = cut.min(data.len());
+            let mut dec = FrameDecoder::new(SERVER).resyncing();
+            let ts = Timestamp::default();
+            dec.feed(&data[..cut], 0, 1, ts, &mut |_| {});
+            dec.gap(lost, 2, ts, &mut |_| {});
+            dec.feed(&data[cut..], cut as u64 + lost, 3, ts, &mut |_| {});
+            dec.finish(4, ts, &mut |_| {});
+            proptest::prop_assert!(dec.resync.buf.len() <= RESYNC_LIMIT);
+        }
     }
 
     proptest::proptest! {

@@ -12,11 +12,13 @@
 //! negotiated extension, fragmentation order, UTF-8 and close payloads belong
 //! to the message layer.
 
+pub mod chain;
 mod decoder;
 mod header;
 mod mask;
 
-pub use decoder::{FrameConfig, FrameDecoder, FrameEvent};
+pub use chain::{probe, ChainVerdict, MidstreamStart};
+pub use decoder::{FrameConfig, FrameDecoder, FrameEvent, RESYNC_LIMIT};
 pub use header::{
     encode_frame, encode_header, opcode, parse_header, FrameHeader, HeaderParse, MAX_HEADER_LEN,
 };
@@ -32,6 +34,9 @@ pub const ANOMALIES: &[(&str, &str)] = &[
     ("ws_control_too_long", "a control frame (close, ping, pong) declared more than 125 payload bytes"),
     ("ws_control_fragmented", "a control frame had FIN=0 (control frames must not be fragmented)"),
     ("ws_desync", "bytes were lost where a frame header was expected (or the length was unusable); the rest of the direction is not decoded"),
+    ("ws_resync_search", "bytes were lost where a frame header was expected (or the length was unusable); the decoder searches the following bytes for the next frame boundary"),
+    ("ws_resync", "decoding resumed after a loss at a chain of valid frames; detail gives the captured bytes skipped and their stream offsets"),
+    ("ws_resync_failed", "the stream ended while searching for a frame boundary after a loss; detail gives the captured bytes not decoded"),
 ];
 
 #[cfg(test)]
@@ -70,6 +75,25 @@ mod tests {
             };
             dec.feed(s, 0, 1, Timestamp::default(), &mut collect);
             dec.gap(1, 2, Timestamp::default(), &mut collect);
+        }
+        // Resync: one that finds a chain, one that does not.
+        let mut chain = Vec::new();
+        for _ in 0..6 {
+            encode_frame(&mut chain, true, 0, opcode::PING, None, b"p");
+        }
+        for (tail, end) in [(&chain[..], 0u64), (&[0x83u8][..], 1)] {
+            let mut dec = FrameDecoder::new(FrameConfig {
+                expect_masked: false,
+            })
+            .resyncing();
+            let mut collect = |e: FrameEvent<'_>| {
+                if let FrameEvent::Anomaly(a) = e {
+                    seen.push(a.name);
+                }
+            };
+            dec.gap(1, 1, Timestamp::default(), &mut collect);
+            dec.feed(tail, 1, 2, Timestamp::default(), &mut collect);
+            dec.finish(3 + end, Timestamp::default(), &mut collect);
         }
         seen.sort();
         seen.dedup();
