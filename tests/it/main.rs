@@ -31,6 +31,7 @@ mod golden;
 #[cfg(feature = "live")]
 mod live;
 mod property;
+mod recovery;
 mod replay_client;
 mod replay_e2e;
 mod replay_raw;
@@ -39,3 +40,4 @@ mod replay_server;
 mod replay_tls;
 mod truth;
 mod tshark_diff;
+mod tunnels;

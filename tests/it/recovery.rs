@@ -41,8 +41,14 @@ struct Collect {
 
 impl FlowHandler for Collect {
     type State = ();
+    type Error = std::convert::Infallible;
     fn open(&mut self, _: &FlowInfo) {}
-    fn event(&mut self, _: &mut (), info: &FlowInfo, ev: StreamEvent<'_>) -> Interest {
+    fn event(
+        &mut self,
+        _: &mut (),
+        info: &FlowInfo,
+        ev: StreamEvent<'_>,
+    ) -> Result<Interest, Self::Error> {
         if let StreamEvent::Data {
             side, offset, data, ..
         } = ev
@@ -55,9 +61,11 @@ impl FlowHandler for Collect {
             s.segs.push(s.bytes.len());
             s.bytes.extend_from_slice(data);
         }
-        Interest::Continue
+        Ok(Interest::Continue)
     }
-    fn close(&mut self, _: (), _: &FlowInfo, _: CloseReason) {}
+    fn close(&mut self, _: (), _: &FlowInfo, _: CloseReason) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 fn read(name: &str) -> BTreeMap<(u16, u8), Stream> {
@@ -72,10 +80,10 @@ fn read(name: &str) -> BTreeMap<(u16, u8), Stream> {
         let (n, ts, lt, orig) = (p.number, p.ts, p.link_type, p.orig_len);
         let data = p.data.to_vec();
         if let Ok(seg) = dec.decode(lt, &data, orig, ts) {
-            table.process(&seg, n, ts, &mut h);
+            table.process(&seg, n, ts, &mut h).unwrap();
         }
     }
-    table.finish(&mut h);
+    table.finish(&mut h).unwrap();
     h.flows
 }
 
@@ -105,9 +113,9 @@ fn decode(
     let mut names = Vec::new();
     let ts = Timestamp::default();
     let on = |asm: &mut Assembler,
-                  ev: FrameEvent<'_>,
-                  msgs: &mut Vec<M>,
-                  names: &mut Vec<&'static str>| {
+              ev: FrameEvent<'_>,
+              msgs: &mut Vec<M>,
+              names: &mut Vec<&'static str>| {
         // Frame anomalies come back through the assembler.
         asm.on_event(ev, &mut |o| match o {
             Output::Message(m) if !m.incomplete && !m.truncated => msgs.push(M {
