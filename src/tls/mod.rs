@@ -219,6 +219,8 @@ pub struct TlsStats {
     pub undecrypted_bytes: u64,
     pub early_data_records: u64,
     pub resyncs: u64,
+    /// Records not valid in their direction's state (`tls_unexpected_record`).
+    pub unexpected_records: u64,
     pub pending_peak: usize,
 }
 
@@ -305,6 +307,7 @@ struct Dir {
     /// TLS 1.3: a handshake record of this direction decrypted.
     hs_decrypted: bool,
     early_reported: bool,
+    unexpected: u64,
 }
 
 impl Dir {
@@ -536,6 +539,37 @@ impl TlsConn {
                     });
                     d.plain_offset += est;
                 }
+            }
+            // A record cut by the end of the capture: its plaintext is lost.
+            if let (Some(h), Prot::Keyed(_, c)) = (d.buf.get(..HEADER), d.prot()) {
+                let declared = u16::from_be_bytes([h[3], h[4]]) as usize;
+                let est = declared.saturating_sub(c.overhead()) as u64;
+                let (packet, ts) = d.chunks.front().map(|c| (c.1, c.2)).unwrap_or_default();
+                if h[0] == CT_APP && est > 0 {
+                    out(TlsEvent::Gap {
+                        side,
+                        offset: d.plain_offset,
+                        len: est,
+                        exact: false,
+                        packet,
+                        ts,
+                    });
+                    d.plain_offset += est;
+                }
+            }
+            d.buf.clear();
+            if d.unexpected > 1 {
+                emit(
+                    out,
+                    Some(side),
+                    "tls_unexpected_record",
+                    format!(
+                        "{} records of this direction were not valid in its state in all",
+                        d.unexpected
+                    ),
+                    0,
+                    Timestamp::default(),
+                );
             }
             let reported = self.limits.max_failures_reported;
             if d.failures > reported {
@@ -788,7 +822,7 @@ impl TlsConn {
                         self.early_data(side, body.len(), meta, out);
                     } else {
                         self.stats.undecrypted_records += 1;
-                        emit(out, Some(side), "tls_unexpected_record", format!("application data record of {} bytes before the keys of this direction are in use", body.len()), meta.first_packet, meta.ts);
+                        self.unexpected(side, format!("application data record of {} bytes before the keys of this direction are in use", body.len()), meta, out);
                     }
                 }
                 _ => {}
@@ -1003,24 +1037,18 @@ impl TlsConn {
         let is_client = side == self.client();
         let early_possible =
             tls13 && is_client && self.early_data_offered && !self.dirs[i].hs_decrypted;
+        if tls13 && header[0] != CT_APP {
+            let detail = format!(
+                "TLS 1.3 record of outer type {} after the handshake keys",
+                header[0]
+            );
+            self.unexpected(side, detail, meta, out);
+            return;
+        }
         let Some(Prot::Keyed(want, c)) = self.dirs[i].prot.as_mut() else {
             return;
         };
         let want = *want;
-        if tls13 && header[0] != CT_APP {
-            emit(
-                out,
-                Some(side),
-                "tls_unexpected_record",
-                format!(
-                    "TLS 1.3 record of outer type {} after the handshake keys",
-                    header[0]
-                ),
-                meta.first_packet,
-                meta.ts,
-            );
-            return;
-        }
         let seq = c.seq;
         let overhead = c.overhead();
         // A failed open leaves the body scrambled: keep a copy where a second try may follow.
@@ -1115,13 +1143,11 @@ impl TlsConn {
                     _ => None,
                 };
                 if want == Some(Want::Hs13) {
-                    emit(
-                        out,
-                        Some(side),
-                        "tls_unexpected_record",
+                    self.unexpected(
+                        side,
                         "application data under the handshake keys".into(),
-                        meta.first_packet,
-                        meta.ts,
+                        meta,
+                        out,
                     );
                     return;
                 }
@@ -1142,14 +1168,31 @@ impl TlsConn {
             }
             CT_HANDSHAKE => self.on_handshake_bytes(side, pt, meta, keys, out),
             CT_ALERT => self.on_alert(side, pt, meta, out),
-            _ => emit(
+            _ => self.unexpected(
+                side,
+                format!("decrypted record of content type {ct}"),
+                meta,
+                out,
+            ),
+        }
+    }
+
+    /// A record not valid in the direction's state: reported once per
+    /// direction, counted always (a lost ServerHello makes every later record
+    /// one), summed up at the end.
+    fn unexpected(&mut self, side: Side, detail: String, meta: RecMeta, out: &mut Out<'_>) {
+        self.stats.unexpected_records += 1;
+        let d = &mut self.dirs[side.index()];
+        d.unexpected += 1;
+        if d.unexpected == 1 {
+            emit(
                 out,
                 Some(side),
                 "tls_unexpected_record",
-                format!("decrypted record of content type {ct}"),
+                format!("{detail}; skipped (later ones in this direction are counted)"),
                 meta.first_packet,
                 meta.ts,
-            ),
+            );
         }
     }
 

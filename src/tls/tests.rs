@@ -339,6 +339,8 @@ fn truncated_record_at_end_outputs_nothing_of_it() {
     let (got, _) = run(&script, 9, &keys, TlsLimits::default());
     assert!(got.plain[0].is_empty());
     assert!(got.anomalies.is_empty(), "{:?}", got.anomalies);
+    // Reported as lost: the declared 67 bytes less tag and content type.
+    assert_eq!(got.gaps, vec![(Side::Orig, 0, 50)]);
 }
 
 #[test]
@@ -724,4 +726,21 @@ fn arbitrary_bytes_never_panic() {
         }
         let _ = run(&script, 1 + n % 17, &keys, TlsLimits::default());
     }
+}
+
+#[test]
+fn lost_server_hello_names_the_records_once_per_direction() {
+    let keys = store(&r3_keylog());
+    let mut script = r3_script();
+    script[1].1 = b(R3_SFLIGHT); // the ServerHello never arrived
+    let (got, conn) = run(&script, 100_000, &keys, TlsLimits::default());
+    let n = got
+        .names()
+        .iter()
+        .filter(|n| **n == "tls_unexpected_record")
+        .count();
+    assert_eq!(n, 4, "{:?}", got.anomalies); // first of each direction, then a summary of each
+    assert_eq!(got.names().len(), 4);
+    assert_eq!(conn.stats().unexpected_records, 7);
+    assert!(got.plain.iter().all(|p| p.is_empty()));
 }
