@@ -641,6 +641,7 @@ impl TlsConn {
                     side,
                     &header,
                     buf.get(pos + HEADER..pos + HEADER + len),
+                    keys,
                     out,
                 ) {
                     ResyncStep::Skip => {
@@ -689,11 +690,18 @@ impl TlsConn {
         side: Side,
         header: &[u8; 5],
         body: Option<&[u8]>,
+        keys: &KeyStore,
         out: &mut Out<'_>,
     ) -> ResyncStep {
         let i = side.index();
         let limits = self.limits;
         let tls13 = self.is_tls13();
+        // Under the handshake keys the gap may have taken the Finished: the
+        // next records are then under the application keys.
+        let app = match self.dirs[i].prot() {
+            Prot::Keyed(Want::Hs13, _) => self.app_cipher(side, keys),
+            _ => None,
+        };
         let d = &mut self.dirs[i];
         let skip = |d: &mut Dir, out: &mut Out<'_>| {
             let r = d.resync.as_mut();
@@ -734,7 +742,34 @@ impl TlsConn {
                         break;
                     }
                 }
+                if hit.is_none() {
+                    if let Some((app, secret)) = app {
+                        for s in 0..limits.resync_records {
+                            self.scratch.clear();
+                            self.scratch.extend_from_slice(body);
+                            if app.open_at(s, header, &mut self.scratch).is_ok() {
+                                // Records lost under the application keys: `s`.
+                                hit = Some((s, s, app.overhead()));
+                                d.app_secret = Some(secret);
+                                d.prot = Some(Prot::Keyed(Want::Ap13, Box::new(app)));
+                                break;
+                            }
+                        }
+                    }
+                }
                 match hit {
+                    Some((s, lost, overhead))
+                        if matches!(d.prot(), Prot::Keyed(Want::Ap13, _))
+                            && lost == 0
+                            && s == 0 =>
+                    {
+                        // Only handshake records were lost: nothing of the plaintext stream.
+                        d.resync = None;
+                        self.stats.resyncs += 1;
+                        let _ = overhead;
+                        emit(out, Some(side), "tls_resync", "decryption resumed after the gap with the application keys (the handshake's end was lost, none of the application data)".into(), 0, Timestamp::default());
+                        return ResyncStep::Found;
+                    }
                     Some(h) => Some(h),
                     None => return skip(d, out),
                 }
@@ -1100,20 +1135,22 @@ impl TlsConn {
         }
     }
 
+    /// TLS 1.3: the read cipher of `side`'s application traffic secret, and the secret.
+    fn app_cipher(&self, side: Side, keys: &KeyStore) -> Option<(Cipher, Vec<u8>)> {
+        let (cr, suite) = (self.info.client_random?, self.suite?);
+        let e = keys.get(&cr)?;
+        let secret = if side == self.client() {
+            e.client_ap.as_ref()?
+        } else {
+            e.server_ap.as_ref()?
+        };
+        Some((Cipher::tls13(suite, secret)?, secret.clone()))
+    }
+
     /// TLS 1.3, handshake keys in use but a record failed: does it open
     /// with the application keys (sequence 0)? If so, switch to them.
     fn try_app_keys(&mut self, side: Side, header: &[u8; 5], keys: &KeyStore) -> bool {
-        let (Some(cr), Some(suite)) = (self.info.client_random, self.suite) else {
-            return false;
-        };
-        let Some(e) = keys.get(&cr) else { return false };
-        let secret = if side == self.client() {
-            &e.client_ap
-        } else {
-            &e.server_ap
-        };
-        let Some(secret) = secret else { return false };
-        let Some(c) = Cipher::tls13(suite, secret) else {
+        let Some((c, secret)) = self.app_cipher(side, keys) else {
             return false;
         };
         let mut tmp = self.scratch.clone();
@@ -1121,7 +1158,7 @@ impl TlsConn {
             return false;
         }
         let d = &mut self.dirs[side.index()];
-        d.app_secret = Some(secret.clone());
+        d.app_secret = Some(secret);
         d.prot = Some(Prot::Keyed(Want::Ap13, Box::new(c)));
         true
     }

@@ -484,6 +484,11 @@ fn hs_record(msg_type: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn client_hello(random: &[u8; 32], alpn: &str) -> Vec<u8> {
+    client_hello_with(random, alpn, &[])
+}
+
+/// A ClientHello with `extra` appended to its extensions.
+fn client_hello_with(random: &[u8; 32], alpn: &str, extra: &[u8]) -> Vec<u8> {
     let mut b = vec![3, 3];
     b.extend_from_slice(random);
     b.push(0); // session id
@@ -514,6 +519,7 @@ fn client_hello(random: &[u8; 32], alpn: &str) -> Vec<u8> {
         alpn.len() as u8,
     ]);
     ext.extend_from_slice(alpn.as_bytes());
+    ext.extend_from_slice(extra);
     b.extend_from_slice(&(ext.len() as u16).to_be_bytes());
     b.extend_from_slice(&ext);
     hs_record(1, &b)
@@ -743,4 +749,165 @@ fn lost_server_hello_names_the_records_once_per_direction() {
     assert_eq!(got.names().len(), 4);
     assert_eq!(conn.stats().unexpected_records, 7);
     assert!(got.plain.iter().all(|p| p.is_empty()));
+}
+
+struct Tls13Keys {
+    suite: &'static crypto::Suite,
+    keys: KeyStore,
+    secrets: Vec<Vec<u8>>,
+}
+
+fn tls13_keys(cr: &[u8; 32]) -> Tls13Keys {
+    let suite = crypto::suite(0x1301).unwrap();
+    let secrets: Vec<Vec<u8>> = (1..=4u8).map(|i| vec![i; 32]).collect();
+    let keys = store(&format!(
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET {r} {}\nSERVER_HANDSHAKE_TRAFFIC_SECRET {r} {}\nCLIENT_TRAFFIC_SECRET_0 {r} {}\nSERVER_TRAFFIC_SECRET_0 {r} {}\n",
+        hex(&secrets[0]),
+        hex(&secrets[1]),
+        hex(&secrets[2]),
+        hex(&secrets[3]),
+        r = hex(cr)
+    ));
+    Tls13Keys {
+        suite,
+        keys,
+        secrets,
+    }
+}
+
+impl Tls13Keys {
+    fn c(&self, i: usize) -> Cipher {
+        Cipher::tls13(self.suite, &self.secrets[i]).unwrap()
+    }
+}
+
+const FIN32: [u8; 36] = {
+    let mut f = [9u8; 36];
+    f[0] = 20;
+    f[1] = 0;
+    f[2] = 0;
+    f[3] = 32;
+    f
+};
+
+#[test]
+fn zero_rtt_early_data_is_named_and_skipped() {
+    let cr = [0x33u8; 32];
+    let k = tls13_keys(&cr);
+    let early = Cipher::tls13(k.suite, &[0x99; 32]).unwrap();
+    let c2s_1 = [
+        client_hello_with(&cr, "http/1.1", &[0, 42, 0, 0]),
+        early.seal_at(0, 23, b"GET /early HTTP/1.1\r\n\r\n"),
+    ]
+    .concat();
+    let s2c = [
+        server_hello(&[7; 32], 0x1301, Some(0x0304), None),
+        k.c(1)
+            .seal_at(0, 22, &[&[8u8, 0, 0, 2, 0, 0][..], &FIN32].concat()),
+        k.c(3).seal_at(0, 23, b"HTTP/1.1 101 OK\r\n\r\n"),
+    ]
+    .concat();
+    // One more early record arrives after the ServerHello: it fails under the handshake keys and is skipped.
+    let c2s_2 = [
+        early.seal_at(1, 23, b"more early data"),
+        k.c(0).seal_at(0, 22, &FIN32),
+        k.c(2).seal_at(0, 23, b"GET / HTTP/1.1\r\n\r\n"),
+    ]
+    .concat();
+    let script = vec![(Side::Orig, c2s_1), (Side::Resp, s2c), (Side::Orig, c2s_2)];
+    let (got, conn) = run(&script, 1000, &k.keys, TlsLimits::default());
+    assert_eq!(got.names(), vec!["tls_unsupported"], "{:?}", got.anomalies);
+    assert!(got.anomalies[0].1.contains("0-RTT"));
+    assert_eq!(got.plain[0], b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(got.plain[1], b"HTTP/1.1 101 OK\r\n\r\n");
+    assert_eq!(conn.stats().early_data_records, 2);
+    assert_eq!(got.gaps.iter().filter(|g| g.0 == Side::Orig).count(), 2);
+}
+
+#[test]
+fn hello_retry_request_then_second_client_hello_decrypts() {
+    let cr = [0x44u8; 32];
+    let k = tls13_keys(&cr);
+    let ccs = vec![20, 3, 3, 0, 1, 1];
+    let script = vec![
+        (Side::Orig, client_hello(&cr, "http/1.1")),
+        (
+            Side::Resp,
+            [
+                server_hello(&handshake::HRR_RANDOM, 0x1301, Some(0x0304), None),
+                ccs.clone(),
+            ]
+            .concat(),
+        ),
+        (Side::Orig, [ccs, client_hello(&cr, "http/1.1")].concat()),
+        (
+            Side::Resp,
+            [
+                server_hello(&[8; 32], 0x1301, Some(0x0304), None),
+                k.c(1)
+                    .seal_at(0, 22, &[&[8u8, 0, 0, 2, 0, 0][..], &FIN32].concat()),
+                k.c(3).seal_at(0, 23, b"s2c"),
+            ]
+            .concat(),
+        ),
+        (
+            Side::Orig,
+            [k.c(0).seal_at(0, 22, &FIN32), k.c(2).seal_at(0, 23, b"c2s")].concat(),
+        ),
+    ];
+    let (got, conn) = run(&script, 1000, &k.keys, TlsLimits::default());
+    assert!(got.anomalies.is_empty(), "{:?}", got.anomalies);
+    assert!(conn.info().hello_retry);
+    assert_eq!(got.plain, [b"c2s".to_vec(), b"s2c".to_vec()]);
+}
+
+#[test]
+fn finished_lost_in_a_gap_switches_to_the_application_keys() {
+    let cr = [0x55u8; 32];
+    let k = tls13_keys(&cr);
+    let mut conn = TlsConn::new(TlsLimits::default());
+    let mut got = Got::default();
+    {
+        let mut sink = got.sink();
+        let m = |offset: u64, packet: u64| ChunkMeta {
+            offset,
+            seq: 0,
+            packet,
+            ts: Timestamp::default(),
+        };
+        let ch = client_hello(&cr, "x");
+        conn.feed(Side::Orig, m(0, 1), &ch, &k.keys, &mut sink);
+        let sh = server_hello(&[8; 32], 0x1301, Some(0x0304), None);
+        let flight = k
+            .c(1)
+            .seal_at(0, 22, &[&[8u8, 0, 0, 2, 0, 0][..], &FIN32].concat());
+        conn.feed(
+            Side::Resp,
+            m(0, 2),
+            &[sh.clone(), flight].concat(),
+            &k.keys,
+            &mut sink,
+        );
+        // The client's Finished record is lost whole.
+        let fin = k.c(0).seal_at(0, 22, &FIN32);
+        conn.gap(
+            Side::Orig,
+            ch.len() as u64,
+            fin.len() as u64,
+            3,
+            Timestamp::default(),
+            &mut sink,
+        );
+        let data = k.c(2).seal_at(0, 23, b"after the lost Finished");
+        conn.feed(
+            Side::Orig,
+            m((ch.len() + fin.len()) as u64, 4),
+            &data,
+            &k.keys,
+            &mut sink,
+        );
+        conn.finish(&k.keys, &mut sink);
+    }
+    assert_eq!(got.plain[0], b"after the lost Finished");
+    assert_eq!(got.names(), vec!["tls_resync"]);
 }
