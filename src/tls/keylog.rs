@@ -156,6 +156,33 @@ impl KeyStore {
         &self.stats
     }
 
+    /// The key log problems so far, as anomalies to report once (name,
+    /// detail): `tls_keylog_bad_line` for malformed or over-long lines,
+    /// `tls_keylog_limit` for input ignored beyond the limits.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let s = &self.stats;
+        let mut v = Vec::new();
+        if s.malformed + s.too_long > 0 {
+            v.push((
+                "tls_keylog_bad_line",
+                format!(
+                    "{} key log lines do not parse and {} are longer than {} bytes; skipped ({} lines read, {} secrets kept)",
+                    s.malformed, s.too_long, self.limits.max_line, s.lines, s.secrets
+                ),
+            ));
+        }
+        if s.bytes_over_limit + s.entries_over_limit > 0 {
+            v.push((
+                "tls_keylog_limit",
+                format!(
+                    "{} key log bytes beyond the {}-byte limit and {} lines beyond the {}-connection limit were ignored",
+                    s.bytes_over_limit, self.limits.max_bytes, s.entries_over_limit, self.limits.max_entries
+                ),
+            ));
+        }
+        v
+    }
+
     /// Parses a complete key log text (a whole file, or a pcapng Decryption
     /// Secrets Block); a last line without newline is parsed too.
     pub fn feed_text(&mut self, text: &[u8], source: KeySource) {
@@ -194,6 +221,12 @@ impl KeyStore {
             }
         }
         if lines.skipping {
+            return;
+        }
+        if take < bytes.len() {
+            // The limit cut this line: it is part of what was ignored.
+            lines.partial.clear();
+            lines.skipping = true;
             return;
         }
         if lines.partial.len() + rest.len() > self.limits.max_line {
@@ -409,6 +442,10 @@ mod tests {
         assert_eq!(s.other_labels, 1);
         assert_eq!(s.malformed, 3);
         assert_eq!(s.secrets, 4);
+        let p = ks.problems();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "tls_keylog_bad_line");
+        assert!(p[0].1.starts_with("3 key log lines"), "{}", p[0].1);
     }
 
     #[test]
@@ -468,6 +505,7 @@ mod tests {
         ks.feed_text(text.as_bytes(), KeySource::KeyLog(0));
         assert!(ks.is_empty());
         assert_eq!(ks.stats().bytes_over_limit, text.len() as u64 - 10);
+        assert_eq!(ks.problems()[0].0, "tls_keylog_limit");
     }
 
     #[test]
