@@ -516,3 +516,69 @@ fn tshark_decrypts_the_same_upgrade_requests() {
         assert_eq!(ours, theirs, "{name}");
     }
 }
+
+/// Classic pcap (little-endian) without its largest packet.
+fn pcap_without_largest_packet(pcap: &[u8]) -> Vec<u8> {
+    let mut records = Vec::new();
+    let mut off = 24;
+    while off + 16 <= pcap.len() {
+        let incl = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
+        records.push((off, 16 + incl));
+        off += 16 + incl;
+    }
+    let largest = records.iter().max_by_key(|r| r.1).copied().unwrap();
+    let mut out = pcap[..24].to_vec();
+    for r in records {
+        if r != largest {
+            out.extend_from_slice(&pcap[r.0..r.0 + r.1]);
+        }
+    }
+    out
+}
+
+#[test]
+fn lost_segment_inside_a_tls_stream_resyncs_and_reports_the_loss() {
+    for (name, _, _) in CAPTURES {
+        let keys = read(name, "keys");
+        let full = run(&dir().join(format!("{name}.pcap")), Some(&keys));
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), pcap_without_largest_packet(&read(name, "pcap"))).unwrap();
+        let flows = run(tmp.path(), Some(&keys));
+        let hit: Vec<_> = flows
+            .iter()
+            .zip(&full)
+            .filter(|(f, _)| !f.anomalies.is_empty())
+            .collect();
+        assert_eq!(hit.len(), 1, "{name}: one connection lost a segment");
+        let (f, whole) = hit[0];
+        let names: Vec<_> = f.anomalies.iter().map(|a| a.0).collect();
+        assert_eq!(names, vec!["tls_resync"], "{name}: {:?}", f.anomalies);
+        assert!(f.gaps > 0, "{name}: the loss is a gap");
+        for s in 0..2 {
+            let (got, want) = (&f.plain[s], &whole.plain[s]);
+            let prefix = got
+                .iter()
+                .zip(want.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
+            assert!(
+                want.ends_with(&got[prefix..]),
+                "{name}: every byte after the gap is a real one"
+            );
+            if got.len() < want.len() {
+                // Decryption resumed: something after the gap was decrypted.
+                assert!(
+                    got.len() > prefix,
+                    "{name}: nothing decrypted after the gap"
+                );
+                // The estimate covers what is missing to within the records' overhead.
+                let missing = (want.len() - got.len()) as i64;
+                assert!(
+                    (f.gap_bytes[s] as i64 - missing).abs() < 2048,
+                    "{name}: gap {} vs missing {missing}",
+                    f.gap_bytes[s]
+                );
+            }
+        }
+    }
+}
