@@ -72,8 +72,10 @@ pub struct TlsLimits {
     /// buffering). Default 64 KiB.
     pub max_handshake: usize,
     /// Ciphertext held per connection while its key is not known yet (live
-    /// capture: the key log line comes just after the handshake). 0 means
-    /// decide at once. Default 1 MiB.
+    /// capture: the key log line comes just after the handshake; a pcapng
+    /// may carry a Decryption Secrets Block after the handshake it decrypts).
+    /// 0 means decide at once, right for files whose keys are all known
+    /// before reading (key log files, classic pcap). Default 256 KiB.
     pub max_pending: usize,
     /// Sequence numbers tried after a gap (the records lost). Default 32.
     pub resync_records: u64,
@@ -89,7 +91,7 @@ impl Default for TlsLimits {
     fn default() -> Self {
         TlsLimits {
             max_handshake: 64 << 10,
-            max_pending: 1 << 20,
+            max_pending: 256 << 10,
             resync_records: 32,
             resync_scan: 256 << 10,
             max_failures_reported: 8,
@@ -329,6 +331,8 @@ pub struct TlsConn {
     ech_offered: bool,
     pending_bytes: usize,
     no_key_reported: bool,
+    /// Packet and time of the first record that waited for a key.
+    first_wait: Option<(PacketNo, Timestamp)>,
     h2_reported: bool,
     stats: TlsStats,
     scratch: Vec<u8>,
@@ -378,6 +382,7 @@ impl TlsConn {
             ech_offered: false,
             pending_bytes: 0,
             no_key_reported: false,
+            first_wait: None,
             h2_reported: false,
             stats: TlsStats::default(),
             scratch: Vec::new(),
@@ -394,6 +399,39 @@ impl TlsConn {
 
     pub fn stats(&self) -> &TlsStats {
         &self.stats
+    }
+
+    /// Ciphertext waits for a key: call [`TlsConn::retry_keys`] when the
+    /// key store grows (live capture).
+    pub fn waiting_for_key(&self) -> bool {
+        !self.no_key_reported
+            && self
+                .dirs
+                .iter()
+                .any(|d| !d.pending.is_empty() || matches!(d.prot(), Prot::NeedKey(_)))
+    }
+
+    /// Heap bytes held (record buffers, held ciphertext, scratch), for a
+    /// memory cap.
+    pub fn heap_bytes(&self) -> usize {
+        let dirs: usize = self
+            .dirs
+            .iter()
+            .map(|d| {
+                d.buf.capacity()
+                    + d.chunks.capacity() * 32
+                    + d.pending
+                        .iter()
+                        .map(|p| p.body.capacity() + 64)
+                        .sum::<usize>()
+            })
+            .sum();
+        dirs + self.scratch.capacity()
+            + self
+                .undecided
+                .iter()
+                .map(|u| u.2.capacity() + 48)
+                .sum::<usize>()
     }
 
     /// After `Verdict::NotTls`: the chunks fed before the verdict, in order,
@@ -521,7 +559,8 @@ impl TlsConn {
             .iter()
             .any(|d| !d.pending.is_empty() || matches!(d.prot(), Prot::NeedKey(_)))
         {
-            self.report_no_key(None, out, 0, Timestamp::default());
+            let (packet, ts) = self.first_wait.unwrap_or_default();
+            self.report_no_key(None, out, packet, ts);
         }
         for side in [Side::Orig, Side::Resp] {
             let i = side.index();
@@ -917,6 +956,7 @@ impl TlsConn {
             self.report_no_key(Some(side), out, meta.first_packet, meta.ts);
             return;
         }
+        self.first_wait.get_or_insert((meta.first_packet, meta.ts));
         self.pending_bytes += body.len();
         self.stats.pending_peak = self.stats.pending_peak.max(self.pending_bytes);
         self.dirs[side.index()].pending.push_back(Pending {

@@ -307,6 +307,8 @@ fn ciphertext_waits_for_a_key_that_arrives_later() {
     }
     assert!(got.plain.iter().all(|p| p.is_empty()));
     assert!(conn.stats().pending_peak > 0);
+    assert!(conn.waiting_for_key());
+    assert!(conn.heap_bytes() >= conn.stats().pending_peak);
     keys.feed_text(r3_keylog().as_bytes(), KeySource::KeyLog(0));
     {
         let mut sink = got.sink();
@@ -316,6 +318,7 @@ fn ciphertext_waits_for_a_key_that_arrives_later() {
     assert_eq!(got.plain[0], zero_to_49());
     assert_eq!(got.plain[1], zero_to_49());
     assert!(got.anomalies.is_empty(), "{:?}", got.anomalies);
+    assert!(!conn.waiting_for_key());
 }
 
 #[test]
