@@ -345,6 +345,8 @@ pub struct KeyLogFollower {
     source: KeySource,
     offset: u64,
     lines: LineBuffer,
+    /// Inode of the file read: a replaced file is read from its start.
+    ino: Option<u64>,
 }
 
 impl KeyLogFollower {
@@ -354,6 +356,7 @@ impl KeyLogFollower {
             source,
             offset: 0,
             lines: LineBuffer::default(),
+            ino: None,
         }
     }
 
@@ -366,11 +369,14 @@ impl KeyLogFollower {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
-        let len = f.metadata()?.len();
-        if len < self.offset {
+        let meta = f.metadata()?;
+        let len = meta.len();
+        let ino = inode(&meta);
+        if len < self.offset || (self.ino.is_some() && ino != self.ino) {
             self.offset = 0;
             self.lines = LineBuffer::default();
         }
+        self.ino = ino;
         f.seek(SeekFrom::Start(self.offset))?;
         let mut buf = vec![0u8; 64 << 10];
         let mut total = 0u64;
@@ -397,6 +403,17 @@ impl KeyLogFollower {
         store.finish_lines(&mut self.lines, self.source);
         Ok(n)
     }
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Some(m.ino())
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> Option<u64> {
+    None
 }
 
 #[cfg(test)]
@@ -523,5 +540,16 @@ mod tests {
         f.reload(&mut ks).unwrap();
         assert_eq!(ks.len(), 1);
         assert_eq!(ks.stats().lines, 1);
+        assert_eq!(f.reload(&mut ks).unwrap(), 0, "nothing new");
+        // Rewritten shorter (a new run of the client): read again from the start.
+        std::fs::write(&p, b"# new run\n").unwrap();
+        f.reload(&mut ks).unwrap();
+        let other = format!("CLIENT_RANDOM {} {}\n", "01".repeat(32), "ab".repeat(48));
+        let mut text = b"# new run\n".to_vec();
+        text.extend_from_slice(other.as_bytes());
+        std::fs::write(&p, &text).unwrap();
+        f.reload(&mut ks).unwrap();
+        assert_eq!(ks.len(), 2);
+        assert_eq!(ks.stats().comments, 1);
     }
 }

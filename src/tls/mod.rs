@@ -338,7 +338,8 @@ pub struct TlsConn {
     scratch: Vec<u8>,
 }
 
-type Out<'o> = dyn FnMut(TlsEvent<'_>) + 'o;
+/// Where a [`TlsConn`] sends its events.
+pub type Out<'o> = dyn FnMut(TlsEvent<'_>) + 'o;
 
 fn emit(
     out: &mut Out<'_>,
