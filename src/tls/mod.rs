@@ -1454,6 +1454,11 @@ impl TlsConn {
         out: &mut Out<'_>,
     ) {
         let (p, ts) = (meta.first_packet, meta.ts);
+        if self.info.version.is_some() {
+            // A second ServerHello (renegotiation): its keys would need the
+            // new randoms; the first handshake's keys stay in use.
+            return;
+        }
         self.server_random = Some(sh.random);
         self.info.version = Some(sh.version);
         self.info.cipher_suite = Some(sh.cipher_suite);
@@ -1461,11 +1466,10 @@ impl TlsConn {
             self.info.alpn = sh.alpn;
             self.check_h2(side, meta, out);
         }
-        let unsupported = |what: String| -> Option<String> { Some(what) };
         let problem = if sh.compression != 0 {
-            unsupported(format!("TLS compression method {}", sh.compression))
+            Some(format!("TLS compression method {}", sh.compression))
         } else if sh.version != 0x0303 && sh.version != 0x0304 {
-            unsupported(format!(
+            Some(format!(
                 "protocol version {} (0x{:04x})",
                 version_name(sh.version),
                 sh.version
@@ -1476,7 +1480,7 @@ impl TlsConn {
                     self.suite = Some(s);
                     None
                 }
-                _ => unsupported(format!(
+                _ => Some(format!(
                     "cipher suite {}",
                     crypto::unsupported_suite_name(sh.cipher_suite)
                 )),
