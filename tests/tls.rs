@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use wssniff::capture::CaptureReader;
 use wssniff::decode::{DecodeConfig, Decoder};
+use wssniff::http::{Feed, HandshakeTracker, HttpLimits};
 use wssniff::tcp::{
     CloseReason, FlowHandler, FlowInfo, FlowTable, Interest, Side, StreamEvent, TcpConfig,
 };
@@ -323,6 +324,21 @@ fn check_decrypted(name: &str, flows: &[Flow], version: &str, suite: &str) {
             "{name}: s2c starts {:?}",
             String::from_utf8_lossy(&f.plain[1][..20.min(f.plain[1].len())])
         );
+        // The http stage takes the decrypted streams as it takes plaintext ones.
+        let mut http = HandshakeTracker::new(HttpLimits::default());
+        let head_len = memchr::memmem::find(&f.plain[0], b"\r\n\r\n").unwrap() + 4;
+        assert!(matches!(
+            http.feed(0, &f.plain[0][..head_len], 0, 1, Default::default()),
+            Feed::Continue
+        ));
+        match http.feed(1, &f.plain[1], 0, 2, Default::default()) {
+            Feed::Upgraded { handshake, .. } => assert!(
+                handshake.anomalies.is_empty(),
+                "{name}: {:?}",
+                handshake.anomalies
+            ),
+            _ => panic!("{name}: the http stage saw no upgrade in the decrypted streams"),
+        }
         for (side, dir) in [(Side::Orig, "c2s"), (Side::Resp, "s2c")] {
             let got = messages(&f.plain[side.index()], side == Side::Orig);
             let want = truth
