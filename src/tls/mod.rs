@@ -1113,6 +1113,10 @@ impl TlsConn {
         let is_client = side == self.client();
         let early_possible =
             tls13 && is_client && self.early_data_offered && !self.dirs[i].hs_decrypted;
+        if tls13 && header[0] == CT_ALERT && body.len() == 2 {
+            // A plaintext alert: the peer failed before it had keys.
+            return self.on_alert(side, body, meta, out);
+        }
         if tls13 && header[0] != CT_APP {
             let detail = format!(
                 "TLS 1.3 record of outer type {} after the handshake keys",
