@@ -1,7 +1,7 @@
 //! wssniff: a passive WebSocket sniffer and forensic analyzer.
 //!
 //! The library is the pipeline, one module per stage (see
-//! `docs/ARCHITECTURE.md`): [`capture`] → [`decode`] → [`tcp`] → [`http`] →
+//! `docs/ARCHITECTURE.md`): [`capture`] → [`decode`] → [`tcp`] → [`tls`] → [`http`] →
 //! [`ws`] → [`message`] → [`session`] → [`sink`]. [`pipeline`] wires them for
 //! one run. [`replay`] is used only by `wsreplay`, and depends on [`session`]
 //! and [`ws`], never on capture.
@@ -21,6 +21,7 @@ pub mod sink;
 #[doc(hidden)]
 pub mod synth;
 pub mod tcp;
+pub mod tls;
 pub mod types;
 pub mod ws;
 
@@ -30,6 +31,7 @@ pub const ANOMALY_TABLES: &[(&str, &[(&str, &str)])] = &[
     ("capture", capture::ANOMALIES),
     ("decode", decode::ANOMALIES),
     ("tcp", tcp::ANOMALIES),
+    ("tls", tls::ANOMALIES),
     ("http", http::ANOMALIES),
     ("ws", ws::ANOMALIES),
     ("message", message::ANOMALIES),

@@ -200,6 +200,16 @@ impl CaptureReader {
         self.link_types.clone()
     }
 
+    /// Moves the TLS key log texts of the pcapng Decryption Secrets Blocks
+    /// read so far (secrets type `TLSK`, NSS key log format) into `out`, in
+    /// file order. A DSB precedes the packets it decrypts, so calling this
+    /// after each `next_packet` and before using the packet is enough.
+    pub fn drain_secrets(&mut self, out: &mut Vec<Vec<u8>>) {
+        if let Format::Pcapng(s) = &mut self.format {
+            out.append(&mut s.secrets);
+        }
+    }
+
     /// Moves the pending notices into `out`.
     pub fn drain_notices(&mut self, out: &mut Vec<Notice>) {
         out.append(&mut self.notices);

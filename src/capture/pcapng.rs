@@ -12,6 +12,12 @@ const IDB: u32 = 1;
 const PB: u32 = 2;
 const SPB: u32 = 3;
 const EPB: u32 = 6;
+/// Decryption Secrets Block.
+const DSB: u32 = 0x0000_000a;
+/// DSB secrets type: NSS key log text.
+pub const SECRETS_TLS_KEYLOG: u32 = 0x544c_534b;
+/// Secrets bytes kept from DSBs until drained (one block is at most `MAX_BLOCK`).
+pub const MAX_SECRETS: usize = 64 << 20;
 
 const OPT_END: u16 = 0;
 const OPT_IF_TSRESOL: u16 = 9;
@@ -22,6 +28,9 @@ pub(crate) struct State {
     /// Byte order of the current section; `None` before the first SHB is read.
     big_endian: Option<bool>,
     ifaces: Vec<Iface>,
+    /// TLS key log texts from Decryption Secrets Blocks, until drained.
+    pub(super) secrets: Vec<Vec<u8>>,
+    secrets_bytes: usize,
 }
 
 struct Iface {
@@ -146,6 +155,10 @@ impl CaptureReader {
                 IDB => self.interface_description(start, len, be).map(|()| None),
                 EPB | PB => self.packet_block(start, block_type, len, be).map(Some),
                 SPB => self.simple_packet_block(start, len, be).map(Some),
+                DSB => {
+                    self.secrets_block(len, be);
+                    Ok(None)
+                }
                 // Statistics, name resolution, custom and unknown blocks carry no packets.
                 _ => Ok(None),
             }?;
@@ -168,6 +181,30 @@ impl CaptureReader {
             ))
         } else {
             Ok(())
+        }
+    }
+
+    /// Keeps the TLS key log text of a Decryption Secrets Block (other
+    /// secrets types, e.g. WireGuard or SSH, are skipped).
+    fn secrets_block(&mut self, len: u32, be: bool) {
+        let block = self.src.peek(0, len as usize);
+        if block.len() < 20 {
+            return;
+        }
+        let ty = rd_u32(block, 8, be);
+        let n = rd_u32(block, 12, be) as usize;
+        let Some(text) = block.get(16..16usize.saturating_add(n)) else {
+            return;
+        };
+        if ty != SECRETS_TLS_KEYLOG || n > block.len().saturating_sub(20) {
+            return;
+        }
+        let text = text.to_vec();
+        if let Some(s) = self.ng_state() {
+            if s.secrets_bytes + text.len() <= MAX_SECRETS {
+                s.secrets_bytes += text.len();
+                s.secrets.push(text);
+            }
         }
     }
 

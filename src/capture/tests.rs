@@ -714,3 +714,32 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn pcapng_decryption_secrets_blocks_are_surfaced() {
+    for be in [false, true] {
+        let mut n = Ng::new(be);
+        n.idb(1, 0, &[]);
+        let text = b"CLIENT_RANDOM 00 11\n";
+        let mut dsb = Vec::new();
+        put32(&mut dsb, 0x544c_534b, be);
+        put32(&mut dsb, text.len() as u32, be);
+        dsb.extend_from_slice(text);
+        n.block(0x0a, &dsb);
+        let mut other = Vec::new();
+        put32(&mut other, 0x5753_4b4c, be); // WireGuard keys: not for us
+        put32(&mut other, 4, be);
+        other.extend_from_slice(b"abcd");
+        n.block(0x0a, &other);
+        n.epb(0, 1_000_000, b"hello", 5);
+        let mut r = reader(n.out).unwrap();
+        let mut secrets = Vec::new();
+        r.drain_secrets(&mut secrets);
+        assert!(secrets.is_empty());
+        assert!(r.next_packet().unwrap().is_some());
+        r.drain_secrets(&mut secrets);
+        assert_eq!(secrets, vec![text.to_vec()]);
+        r.drain_secrets(&mut secrets);
+        assert_eq!(secrets.len(), 1);
+    }
+}

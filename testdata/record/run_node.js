@@ -19,6 +19,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const { performance } = require('perf_hooks');
 const { WebSocket, WebSocketServer } = require('ws');
+const https = require('https');
 const WS_VERSION = require('ws/package.json').version;
 
 const INLINE_LIMIT = 2048;
@@ -191,7 +192,17 @@ function deflateOption(d) {
 
 function url(scenario, i) {
   const host = scenario.host.includes(':') ? `[${scenario.host}]` : scenario.host;
-  return `ws://${host}:${scenario.port}/c/${i}`;
+  return `${scenario.tls ? 'wss' : 'ws'}://${host}:${scenario.port}/c/${i}`;
+}
+
+// wss:// (record_tls.sh): TLS options of a scenario's "tls" object; keys are
+// logged by node's --tls-keylog, certificate from TLS_CERT / TLS_KEY.
+function tlsOptions(scenario) {
+  const t = scenario.tls;
+  const o = { maxVersion: t.max_version === '1.2' ? 'TLSv1.2' : 'TLSv1.3' };
+  if (t.ciphers) o.ciphers = t.ciphers;
+  if (t.ciphersuites) o.ciphers = t.ciphersuites;
+  return o;
 }
 
 function runServer(scenario, truth, readyFile) {
@@ -200,9 +211,17 @@ function runServer(scenario, truth, readyFile) {
   let finished = 0;
   return new Promise((resolveListening, rejectAll) => {
     const done = new Promise((resolveDone, rejectDone) => {
+      let server = null;
+      if (scenario.tls) {
+        server = https.createServer({
+          ...tlsOptions(scenario),
+          cert: fs.readFileSync(process.env.TLS_CERT),
+          key: fs.readFileSync(process.env.TLS_KEY),
+        });
+        server.listen(scenario.port, scenario.host);
+      }
       const wss = new WebSocketServer({
-        host: scenario.host,
-        port: scenario.port,
+        ...(server ? { server } : { host: scenario.host, port: scenario.port }),
         perMessageDeflate: deflateOption(scenario.server.deflate),
       });
       wss.on('error', rejectAll);
@@ -215,7 +234,7 @@ function runServer(scenario, truth, readyFile) {
         const i = Number(req.url.split('/').pop());
         player.play(ws, i, req.socket.remotePort, conns[i].actions).then(() => {
           finished += 1;
-          if (finished === conns.length) wss.close(() => resolveDone());
+          if (finished === conns.length) wss.close(() => (server ? server.close(() => resolveDone()) : resolveDone()));
         }, rejectDone);
       });
     });
@@ -224,7 +243,8 @@ function runServer(scenario, truth, readyFile) {
 
 function open(scenario, i, spec) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url(scenario, i), { perMessageDeflate: deflateOption(spec.client_deflate) });
+    const tls = scenario.tls ? { ...tlsOptions(scenario), rejectUnauthorized: false, servername: 'localhost' } : {};
+    const ws = new WebSocket(url(scenario, i), { perMessageDeflate: deflateOption(spec.client_deflate), ...tls });
     attach(ws);
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);

@@ -38,6 +38,7 @@ mod replay_raw;
 mod replay_refusals;
 mod replay_server;
 mod replay_tls;
+mod tls;
 mod truth;
 mod tshark_diff;
 mod tunnels;
