@@ -7,6 +7,10 @@
 //! and [`ws`], never on capture.
 #![forbid(unsafe_code)]
 
+/// The architecture: stages, their contracts, the rules they follow
+/// (`docs/ARCHITECTURE.md`, included so that `cargo doc` checks its links).
+#[doc = include_str!("../docs/ARCHITECTURE.md")]
+pub mod architecture {}
 pub mod capture;
 pub mod decode;
 pub mod http;
