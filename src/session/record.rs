@@ -297,7 +297,7 @@ pub struct PerDir {
 pub struct SessionEndRecord {
     /// Id of the session.
     pub session: u64,
-    /// When the session ended: its last packet, or the last time seen when the input ended.
+    /// Time of the session's last packet.
     pub ts: Timestamp,
     /// `fin`, `rst`, `timeout`, `evicted`, `new_connection`, `end_of_input`.
     pub reason: String,
