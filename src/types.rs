@@ -8,11 +8,14 @@ use std::fmt;
 /// serde form is that string, so no record keeps a timestamp as text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
+    /// Whole seconds since the epoch (negative before 1970).
     pub secs: i64,
+    /// Nanoseconds within the second, 0..1_000_000_000.
     pub nanos: u32,
 }
 
 impl Timestamp {
+    /// `secs` seconds and `nanos` nanoseconds since the epoch; `nanos` should be below 1_000_000_000.
     pub const fn new(secs: i64, nanos: u32) -> Self {
         Timestamp { secs, nanos }
     }
@@ -22,6 +25,7 @@ impl Timestamp {
         self.secs as i128 * 1_000_000_000 + self.nanos as i128
     }
 
+    /// From nanoseconds since the epoch (negative before 1970), saturating at the range of `secs`.
     pub fn from_nanos(n: i128) -> Self {
         let secs = n.div_euclid(1_000_000_000);
         let nanos = n.rem_euclid(1_000_000_000) as u32;
@@ -187,15 +191,18 @@ pub enum Dir {
 }
 
 impl Dir {
+    /// The JSON name: `c2s` or `s2c`.
     pub fn as_str(self) -> &'static str {
         match self {
             Dir::C2s => "c2s",
             Dir::S2c => "s2c",
         }
     }
+    /// 0 for client to server, 1 for server to client: an index into per-direction arrays.
     pub fn index(self) -> usize {
         self as usize
     }
+    /// The opposite direction.
     pub fn other(self) -> Dir {
         match self {
             Dir::C2s => Dir::S2c,
@@ -217,11 +224,17 @@ impl Dir {
 pub struct Opcode(u8);
 
 impl Opcode {
+    /// Opcode 0: a further frame of a fragmented message.
     pub const CONTINUATION: Opcode = Opcode(0);
+    /// Opcode 1: a text (UTF-8) message.
     pub const TEXT: Opcode = Opcode(1);
+    /// Opcode 2: a binary message.
     pub const BINARY: Opcode = Opcode(2);
+    /// Opcode 8: a close frame.
     pub const CLOSE: Opcode = Opcode(8);
+    /// Opcode 9: a ping.
     pub const PING: Opcode = Opcode(9);
+    /// Opcode 10: a pong.
     pub const PONG: Opcode = Opcode(10);
 
     /// The opcode of a frame header's low four bits.
@@ -229,6 +242,7 @@ impl Opcode {
         Opcode(op & 0x0f)
     }
 
+    /// The opcode as a number, 0..=15.
     pub const fn as_u8(self) -> u8 {
         self.0
     }
@@ -304,6 +318,7 @@ pub struct Anomaly {
     pub detail: String,
     /// Packet that revealed it (0 when not tied to a packet, e.g. at end of input).
     pub packet: PacketNo,
+    /// Time of the packet that revealed it (or the time reached, when not tied to a packet).
     pub ts: Timestamp,
 }
 

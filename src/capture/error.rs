@@ -11,76 +11,121 @@ pub struct CaptureError {
     /// Offset of the record/block (or file header) that failed, in the stream
     /// the parser sees: for gzip input that is the decompressed stream.
     pub offset: u64,
+    /// What went wrong.
     pub kind: CaptureErrorKind,
     /// True when the input was gzip-compressed, so `offset` counts decompressed bytes.
     pub decompressed: bool,
 }
 
+/// The failure modes of reading a capture, each with the values that show it.
 #[derive(Debug)]
 pub enum CaptureErrorKind {
+    /// Reading the input failed.
     Io(std::io::Error),
     /// The gzip stream ended before its end marker.
     TruncatedGzip,
     /// The gzip stream is corrupt.
     CorruptGzip(std::io::Error),
+    /// The input is 0 bytes long.
     Empty,
+    /// The first four bytes are not a pcap, pcapng or gzip magic number.
     BadMagic {
+        /// The four bytes found.
         bytes: [u8; 4],
     },
+    /// The input ended inside the pcap file header or the first pcapng block header.
     TruncatedFileHeader {
+        /// Bytes the header needs.
         needed: usize,
+        /// Bytes present.
         available: usize,
     },
+    /// The input ended inside a pcap record header (16 bytes).
     TruncatedRecordHeader {
+        /// Bytes that remained.
         available: usize,
     },
+    /// The input ended inside a pcap record's data.
     TruncatedRecord {
+        /// Captured length the record header declares.
         declared: u32,
+        /// Bytes that remained.
         available: usize,
     },
+    /// A pcap record declares more captured bytes than the reader's limit (`MAX_CAPLEN`).
     CaplenTooLarge {
+        /// Captured length the record header declares.
         caplen: u32,
     },
+    /// The input ended inside a pcapng block header (8 bytes).
     TruncatedBlockHeader {
+        /// Bytes that remained.
         available: usize,
     },
+    /// The input ended inside a pcapng block.
     TruncatedBlock {
+        /// Block length the header declares.
         declared: u32,
+        /// Bytes that remained.
         available: usize,
     },
+    /// A pcapng block length is not a multiple of 4 of at least 12.
     BadBlockLength {
+        /// The block type.
         block_type: u32,
+        /// The declared block length.
         len: u32,
     },
+    /// A pcapng block declares more bytes than the reader's limit (`MAX_BLOCK`).
     BlockTooLarge {
+        /// The block type.
         block_type: u32,
+        /// The declared block length.
         len: u32,
     },
+    /// A pcapng block's trailing length differs from its leading one.
     BlockTrailerMismatch {
+        /// Length at the start of the block.
         header: u32,
+        /// Length at the end of the block.
         trailer: u32,
     },
+    /// A Section Header Block's byte-order magic is not 1a2b3c4d in either byte order.
     BadByteOrderMagic {
+        /// The four bytes found.
         bytes: [u8; 4],
     },
     /// A block's fixed fields do not fit in its declared length.
     BlockTooShort {
+        /// The block type.
         block_type: u32,
+        /// The declared block length.
         len: u32,
+        /// Bytes its fixed fields need.
         needed: u32,
     },
+    /// A packet block names an interface that its section did not describe.
     UnknownInterface {
+        /// The interface id in the packet block.
         id: u32,
+        /// Interfaces described in the section so far.
         known: usize,
     },
+    /// A packet block comes before any Interface Description Block.
     PacketBeforeInterface {
+        /// The block type.
         block_type: u32,
     },
+    /// A packet block's captured length exceeds the data its block holds.
     PacketExceedsBlock {
+        /// The captured length declared.
         caplen: u32,
+        /// Bytes of data the block holds.
         room: u32,
     },
+    /// A section describes more interfaces than the reader's limit.
     TooManyInterfaces {
+        /// The limit.
         limit: usize,
     },
 }

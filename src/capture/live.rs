@@ -44,6 +44,8 @@ pub struct LiveConfig {
 }
 
 impl LiveConfig {
+    /// Capture on `interface` with the defaults: `DEFAULT_SNAPLEN`,
+    /// promiscuous, libpcap's buffer size, no filter.
     pub fn new(interface: &str) -> Self {
         LiveConfig {
             interface: interface.to_owned(),
@@ -60,20 +62,45 @@ impl LiveConfig {
 pub enum LiveError {
     /// No interface of that name.
     NoSuchInterface {
+        /// The name asked for.
         interface: String,
+        /// Names of the interfaces that do exist.
         known: Vec<String>,
     },
     /// The process may not capture.
-    PermissionDenied { interface: String, detail: String },
+    PermissionDenied {
+        /// The interface asked for.
+        interface: String,
+        /// libpcap's message.
+        detail: String,
+    },
     /// The filter expression does not compile.
-    BadFilter { expr: String, detail: String },
+    BadFilter {
+        /// The filter expression as given.
+        expr: String,
+        /// libpcap's message.
+        detail: String,
+    },
     /// Any other failure to open the interface.
-    Open { interface: String, detail: String },
+    Open {
+        /// The interface asked for.
+        interface: String,
+        /// libpcap's message.
+        detail: String,
+    },
     /// Reading failed after the capture had started (the interface went
     /// down, the socket failed).
-    Read { interface: String, detail: String },
+    Read {
+        /// The interface being captured.
+        interface: String,
+        /// What failed (libpcap's or the system's message).
+        detail: String,
+    },
     /// The interface list could not be read.
-    List { detail: String },
+    List {
+        /// libpcap's message.
+        detail: String,
+    },
 }
 
 impl LiveError {
@@ -132,7 +159,9 @@ fn is_no_such_device(msg: &str) -> bool {
 /// One interface of `-D`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InterfaceInfo {
+    /// The name to pass to `-i`.
     pub name: String,
+    /// libpcap's description of it; None when it has none.
     pub description: Option<String>,
     /// tcpdump's bracketed flags: `Up`, `Running`, `Loopback`, `Wireless`.
     pub flags: Vec<&'static str>,
@@ -284,6 +313,7 @@ impl LiveCapture {
         })
     }
 
+    /// Name of the interface being captured.
     pub fn interface(&self) -> &str {
         &self.interface
     }
@@ -293,6 +323,7 @@ impl LiveCapture {
         self.link_type
     }
 
+    /// Bytes kept of each packet, as in effect on the capture.
     pub fn snaplen(&self) -> u32 {
         self.snaplen
     }
@@ -388,6 +419,8 @@ pub struct SaveFile<W: Write> {
 }
 
 impl<W: Write> SaveFile<W> {
+    /// Writes the pcap file header (`link_type` is a LINKTYPE_* value,
+    /// `snaplen` in bytes) to `out` and flushes it.
     pub fn new(out: W, link_type: u32, snaplen: u32) -> io::Result<Self> {
         let mut out = io::BufWriter::with_capacity(SAVE_BUFFER, out);
         let mut hdr = [0u8; 24];
@@ -429,12 +462,14 @@ impl<W: Write> SaveFile<W> {
         Ok(())
     }
 
+    /// Writes every buffered packet to the underlying writer now.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()?;
         self.last_flush = Instant::now();
         Ok(())
     }
 
+    /// Packets written so far.
     pub fn packets(&self) -> u64 {
         self.packets
     }

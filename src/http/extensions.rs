@@ -5,6 +5,7 @@
 /// One extension with its parameters, in wire order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Extension {
+    /// Extension name as on the wire.
     pub name: String,
     /// `(name, value)`; quoted values are unescaped. `None`: no `=value`.
     pub params: Vec<(String, Option<String>)>,
@@ -42,7 +43,9 @@ impl std::fmt::Display for Extension {
 /// out because of [`MAX_EXTENSIONS`] (extensions plus parameters).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExtensionList {
+    /// The extensions, in wire order.
     pub list: Vec<Extension>,
+    /// Extensions and parameters left out because of [`MAX_EXTENSIONS`].
     pub dropped: usize,
 }
 

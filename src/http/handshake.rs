@@ -20,7 +20,9 @@ pub fn accept_key(key: &[u8]) -> String {
 /// A completed opening handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake {
+    /// The upgrade request.
     pub request: Request,
+    /// The response that answered it.
     pub response: Response,
     /// TCP side (0 = originator, 1 = responder) that sent the request.
     pub client_side: usize,

@@ -5,17 +5,22 @@ use crate::types::{PacketNo, Timestamp};
 /// One header field as on the wire (name in its original case, value raw).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Name in its original case.
     pub name: String,
+    /// Value bytes as on the wire.
     pub value: Vec<u8>,
 }
 
 /// A request head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// Request method as on the wire (normally `GET`).
     pub method: String,
+    /// Request target as on the wire.
     pub uri: String,
     /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub version: u8,
+    /// Every header, in wire order.
     pub headers: Vec<Header>,
     /// The exact head bytes, including the blank line that ends it.
     pub raw: Vec<u8>,
@@ -28,10 +33,13 @@ pub struct Request {
 /// A response head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
+    /// Status code.
     pub status: u16,
+    /// Reason phrase as on the wire (may be empty).
     pub reason: String,
     /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub version: u8,
+    /// Every header, in wire order.
     pub headers: Vec<Header>,
     /// The exact head bytes, including the blank line that ends it.
     pub raw: Vec<u8>,

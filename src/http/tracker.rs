@@ -12,9 +12,13 @@ use std::collections::VecDeque;
 /// Bytes of one side held back, with where they were in the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
+    /// The bytes.
     pub data: Vec<u8>,
+    /// Offset of the first byte in the side's TCP stream.
     pub stream_offset: u64,
+    /// Packet that carried the first byte.
     pub packet: PacketNo,
+    /// Time of that packet.
     pub ts: Timestamp,
 }
 
@@ -54,8 +58,11 @@ pub enum Feed {
     /// frames sent before the 101), in order; a jump in `stream_offset`
     /// between chunks, or to the next client data, is lost data.
     Upgraded {
+        /// The upgrade request and its 101 response.
         handshake: Box<Handshake>,
+        /// Bytes at the end of this feed's data that follow the 101 head.
         rest: usize,
+        /// Client bytes sent after the upgrade request, in stream order.
         pending_client: Vec<Chunk>,
     },
     /// Not (or no longer) HTTP that can lead to a WebSocket: stop feeding.
@@ -131,6 +138,7 @@ fn quote(b: &[u8]) -> String {
 }
 
 impl HandshakeTracker {
+    /// A tracker for a new connection, bounded by `limits`.
     pub fn new(limits: HttpLimits) -> Self {
         HandshakeTracker {
             limits,

@@ -8,7 +8,9 @@ use std::io;
 
 /// How a run over capture files ended, when the sink did not fail.
 pub struct RunOutcome<S> {
+    /// The sink, given back for the caller to finish or inspect.
     pub sink: S,
+    /// The run's `stats` record (also given to the sink).
     pub stats: StatsRecord,
     /// The capture error that ended reading early, after everything before
     /// it was analysed and every flow was flushed.
@@ -18,8 +20,11 @@ pub struct RunOutcome<S> {
 /// Called after every packet with the bytes read so far of the current
 /// input, for progress reporting.
 pub trait Progress {
+    /// Reading of input `index` starts: its path and size on disk (None when not known, as for stdin).
     fn file(&mut self, _index: usize, _path: &str, _size: Option<u64>) {}
+    /// Progress within the current input: bytes read so far, and sessions seen so far.
     fn advance(&mut self, _bytes: u64, _sessions: u64) {}
+    /// The run is over.
     fn done(&mut self) {}
 }
 

@@ -22,7 +22,9 @@ pub struct StopAfter {
 pub enum Stop {
     /// The stop flag was raised (SIGINT, SIGTERM).
     Signal,
+    /// `--count` packets were captured.
     Count,
+    /// `--duration` elapsed.
     Duration,
     /// The capture failed while running.
     Failed(LiveError),

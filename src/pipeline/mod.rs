@@ -38,9 +38,13 @@ use std::io;
 /// Every limit and policy of a run.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
+    /// Link, tunnel and IP decoding limits.
     pub decode: DecodeConfig,
+    /// TCP flow table and reassembly limits.
     pub tcp: TcpConfig,
+    /// HTTP handshake limits.
     pub http: HttpLimits,
+    /// Message (fragments, deflate, UTF-8) limits.
     pub message: MessageConfig,
 }
 
@@ -59,6 +63,7 @@ pub struct Analyzer<S: Sink> {
 pub(crate) const PROGRESS_PACKETS: u64 = 4096;
 
 impl<S: Sink> Analyzer<S> {
+    /// An analyzer with the limits of `cfg`, writing its records to `sink`.
     pub fn new(cfg: Config, sink: S) -> Self {
         let stage_cfg = StageConfig {
             http: cfg.http,
@@ -86,6 +91,7 @@ impl<S: Sink> Analyzer<S> {
         self.stage.end_sessions_at_close(on);
     }
 
+    /// The sink the records go to.
     pub fn sink_mut(&mut self) -> &mut S {
         self.stage.sink_mut()
     }

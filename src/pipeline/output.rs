@@ -45,9 +45,11 @@ impl Format {
 /// Everything a run writes: the main output and, optionally, an export.
 #[derive(Clone, Debug)]
 pub struct Outputs {
+    /// The main output's format.
     pub format: Format,
     /// `--export DIR`.
     pub export: Option<ExportOptions>,
+    /// Flush after every record (live capture).
     pub line_buffered: bool,
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 /// What was read: every packet of the input, decoded or not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InputStats {
+    /// Packets read, over all inputs.
     pub packets: u64,
     /// Captured bytes of those packets.
     pub bytes: u64,
@@ -23,9 +24,13 @@ impl Tally for InputStats {
 /// Each stage's counts over a run (or one shard of it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
+    /// What was read.
     pub input: InputStats,
+    /// The decode stage's counts (link, tunnels, IP).
     pub decode: DecodeStats,
+    /// The TCP stage's counts (flows, reassembly).
     pub tcp: TcpStats,
+    /// The session stage's counts (sessions, messages, anomalies).
     pub session: SessionStats,
 }
 

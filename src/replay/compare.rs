@@ -13,24 +13,32 @@ const EXCERPT_BYTES: usize = 32;
 /// One recorded message as the comparison sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Expected<'a> {
+    /// Opcode, 0..=15.
     pub opcode: u8,
+    /// Decoded payload as recorded.
     pub payload: &'a [u8],
 }
 
 /// Result of comparing the two message sequences.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Comparison {
+    /// Messages recorded in the direction compared.
     pub recorded: usize,
+    /// Messages received from the peer.
     pub received: usize,
     /// Messages equal at the same index (after `--ignore` masking).
     pub equal: usize,
+    /// Messages that differ at the same index (opcode, payload, missing or extra).
     pub different: usize,
     /// Received messages whose payload was not kept (receive budget): not compared.
     pub not_compared: usize,
+    /// Every message compared equal and none was left uncompared.
     pub same: bool,
+    /// The first difference, by index; None when there is none.
     pub first_difference: Option<Difference>,
 }
 
+/// Where the two sequences first differ.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Difference {
     /// Index among the direction's messages, from 0.
@@ -39,13 +47,18 @@ pub struct Difference {
     pub kind: &'static str,
     /// First differing byte of the (masked) payloads, for `payload`.
     pub byte_offset: Option<usize>,
+    /// The recorded message at that index; None when `extra`.
     pub recorded: Option<Side>,
+    /// The received message at that index; None when `missing`.
     pub received: Option<Side>,
 }
 
+/// One side of a [`Difference`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Side {
+    /// Opcode name (`text`, `binary`, ...).
     pub opcode: String,
+    /// Payload length in bytes.
     pub len: usize,
     /// Bytes around the difference: quoted text, or hex for binary.
     pub excerpt: String,

@@ -9,6 +9,7 @@ const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// Parameters one direction's sender must honour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirParams {
+    /// The sender resets its compression context after every message.
     pub no_context_takeover: bool,
     /// LZ77 window, 8..=15.
     pub max_window_bits: u8,
@@ -26,7 +27,9 @@ impl Default for DirParams {
 /// A negotiated permessage-deflate: what the client and the server send with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Negotiated {
+    /// How the client compresses (client-to-server messages).
     pub client: DirParams,
+    /// How the server compresses (server-to-client messages).
     pub server: DirParams,
 }
 
@@ -108,6 +111,7 @@ pub struct Compressor {
 }
 
 impl Compressor {
+    /// A compressor for one direction's sender (windows below 9 bits are raised to 9, as zlib requires).
     pub fn new(p: DirParams) -> Self {
         // zlib cannot produce raw deflate with an 8-bit window; 9 is the
         // smallest it does (the same limit browsers live with).
@@ -168,11 +172,14 @@ pub struct Decompressor {
 /// Why a message could not be inflated.
 #[derive(Debug, PartialEq, Eq)]
 pub enum InflateError {
+    /// The deflate data is invalid; zlib's message.
     Corrupt(String),
+    /// The inflated message would exceed the limit.
     TooLarge,
 }
 
 impl Decompressor {
+    /// A decompressor for messages sent with `p`.
     pub fn new(p: DirParams) -> Self {
         // A 15-bit window inflates anything a smaller window produced.
         Decompressor {

@@ -16,37 +16,52 @@ use std::path::{Component, Path, PathBuf};
 /// An opened export: its directory and verified-parseable manifest.
 #[derive(Clone, Debug)]
 pub struct Export {
+    /// The export directory.
     pub dir: PathBuf,
+    /// Its parsed `manifest.json`.
     pub manifest: Manifest,
 }
 
 /// One recorded message, decoded from `messages.jsonl`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recorded {
+    /// Direction it was sent in.
     pub dir: Dir,
+    /// Message number within its direction, from 0.
     pub index: u64,
+    /// Opcode, 0..=15.
     pub opcode: u8,
+    /// Decoded payload (unmasked, inflated) as recorded.
     pub payload: Vec<u8>,
+    /// Time of its first frame; None when not recorded.
     pub ts: Option<Timestamp>,
     /// Offsets of the message's frames in its direction's `.bin` file.
     pub stream: [u64; 2],
+    /// It was sent compressed with permessage-deflate.
     pub compressed: bool,
     /// The recorded payload is not the whole message (truncated, incomplete,
     /// or not inflatable): comparisons against it are approximate.
     pub partial: bool,
+    /// Code and reason, for close messages.
     pub close: Option<CloseRecord>,
+    /// Frame-level detail as recorded.
     pub frames: Vec<FrameRecord>,
 }
 
 /// Everything of one session that a replay needs.
 #[derive(Clone, Debug)]
 pub struct LoadedSession {
+    /// The session's entry in the manifest.
     pub meta: ManifestSession,
+    /// The upgrade request's bytes, from `request.http`.
     pub request: Vec<u8>,
+    /// The response's bytes, from `response.http`.
     pub response: Vec<u8>,
     /// Both directions, in recorded completion order.
     pub messages: Vec<Recorded>,
+    /// The client-to-server wire bytes after the handshake (`c2s.bin`).
     pub c2s: Vec<u8>,
+    /// The server-to-client wire bytes after the handshake (`s2c.bin`).
     pub s2c: Vec<u8>,
 }
 

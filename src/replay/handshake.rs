@@ -76,7 +76,9 @@ fn is_token_byte(b: u8) -> bool {
 /// The request wsreplay sends as the client.
 #[derive(Clone, Debug)]
 pub struct ClientRequest {
+    /// The request exactly as sent.
     pub bytes: Vec<u8>,
+    /// Request target sent.
     pub uri: String,
     /// The key actually sent (after `-H` edits).
     pub key: String,
@@ -87,14 +89,20 @@ pub struct ClientRequest {
 /// Parsed head of an HTTP message: start line parts and headers.
 #[derive(Clone, Debug, Default)]
 pub struct Head {
+    /// Request method (empty for a response).
     pub method: String,
+    /// Request target (empty for a response).
     pub uri: String,
+    /// Response status code (0 for a request).
     pub status: u16,
+    /// Response reason phrase (empty for a request).
     pub reason: String,
+    /// Every header, in wire order and case.
     pub headers: Vec<(String, String)>,
 }
 
 impl Head {
+    /// The first header named `name` (ASCII case-insensitive); None when absent.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -102,6 +110,7 @@ impl Head {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every header named `name` (ASCII case-insensitive), in wire order.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
@@ -267,9 +276,13 @@ pub fn build_client_request(
 /// What the target accepted.
 #[derive(Clone, Debug)]
 pub struct Accepted {
+    /// The target's response head.
     pub head: Head,
+    /// Accepted `Sec-WebSocket-Protocol`; None when none.
     pub subprotocol: Option<String>,
+    /// Accepted extensions, each as written in the response.
     pub extensions: Vec<String>,
+    /// Negotiated permessage-deflate; None when not accepted.
     pub deflate: Option<Negotiated>,
 }
 
@@ -388,9 +401,13 @@ fn excerpt_note(buf: &[u8]) -> String {
 /// A client's opening handshake, as the replaying server sees it.
 #[derive(Clone, Debug)]
 pub struct ClientHello {
+    /// The request head.
     pub head: Head,
+    /// Its `Sec-WebSocket-Key`.
     pub key: String,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order.
     pub protocols: Vec<String>,
+    /// Extensions offered in `Sec-WebSocket-Extensions`, in order.
     pub extensions: Vec<ExtensionOffer>,
 }
 

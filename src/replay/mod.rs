@@ -57,6 +57,7 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// The process exit status.
     pub fn code(self) -> i32 {
         self as i32
     }
@@ -66,23 +67,29 @@ impl ExitStatus {
 /// violation by the peer: those are anomalies in the report).
 #[derive(Debug)]
 pub struct ReplayError {
+    /// The exit status it leads to.
     pub status: ExitStatus,
+    /// What failed and what to do, for the user.
     pub message: String,
 }
 
 impl ReplayError {
+    /// An error with `status` and `message`.
     pub fn new(status: ExitStatus, message: impl Into<String>) -> Self {
         ReplayError {
             status,
             message: message.into(),
         }
     }
+    /// The export is missing, corrupt, or lacks the session (exit status 3).
     pub fn export(message: impl Into<String>) -> Self {
         Self::new(ExitStatus::Export, message)
     }
+    /// The peer failed or is not a WebSocket endpoint (exit status 4).
     pub fn peer(message: impl Into<String>) -> Self {
         Self::new(ExitStatus::Peer, message)
     }
+    /// A local failure: listening, files, I/O (exit status 6).
     pub fn local(message: impl Into<String>) -> Self {
         Self::new(ExitStatus::Local, message)
     }

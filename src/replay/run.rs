@@ -32,11 +32,13 @@ pub struct ReplayOptions {
     pub wait: bool,
     /// Per wait, per handshake, and for the closing exchange.
     pub timeout: Duration,
+    /// `--ignore`: matches in text payloads are masked on both sides before comparing.
     pub ignore: Vec<Regex>,
     /// Send the recorded wire bytes of our side instead of re-framing.
     pub raw: bool,
     /// With `raw`: send the recorded handshake bytes instead of our own.
     pub with_handshake: bool,
+    /// Memory and size limits.
     pub limits: ReplayLimits,
 }
 
@@ -54,25 +56,36 @@ impl Default for ReplayOptions {
     }
 }
 
+/// The handshake of the replayed session, as it happened on the replay.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HandshakeReport {
+    /// Request target of the upgrade request.
     pub uri: String,
+    /// Status code of the response (101 when accepted).
     pub status: u16,
+    /// Accepted `Sec-WebSocket-Protocol`; None when none.
     pub subprotocol: Option<String>,
+    /// Accepted extensions, each as written in the response.
     pub extensions: Vec<String>,
+    /// permessage-deflate was negotiated.
     pub deflate: bool,
 }
 
+/// What one side of the replay sent or received.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Counts {
+    /// WebSocket messages (data and control).
     pub messages: u64,
     /// Bytes written or read after the handshake.
     pub bytes: u64,
 }
 
+/// A protocol violation in what the peer sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct AnomalyReport {
+    /// Anomaly name, as listed in `docs/anomalies.md`.
     pub name: &'static str,
+    /// Human-readable explanation.
     pub detail: String,
 }
 
@@ -81,12 +94,17 @@ pub struct AnomalyReport {
 pub struct Report {
     /// `client` or `server`: the role wsreplay played.
     pub mode: &'static str,
+    /// The recorded wire bytes were sent (`--raw`) instead of re-framed messages.
     pub raw: bool,
+    /// Id of the replayed session in the export.
     pub session: u64,
     /// The target URL, or the client's address.
     pub peer: String,
+    /// The handshake as it happened on the replay.
     pub handshake: HandshakeReport,
+    /// What wsreplay sent.
     pub sent: Counts,
+    /// What the peer sent.
     pub received: Counts,
     /// `close_frame`, `eof`, `timeout`, `error: …`: how the exchange ended.
     pub ended_by: String,
@@ -99,6 +117,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report as human-readable text, for the terminal.
     pub fn render_text(&self) -> String {
         let mut s = String::new();
         let peer_dir = if self.mode == "client" {

@@ -2,17 +2,21 @@
 
 use super::{ExitStatus, ReplayError};
 
+/// A parsed `--target` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
+    /// `wss://`: connect with TLS.
     pub tls: bool,
     /// Host as written, without IPv6 brackets.
     pub host: String,
+    /// Port as written, or 80 (`ws://`) / 443 (`wss://`).
     pub port: u16,
     /// Path and query, when the URL has one (`/` counts).
     pub path: Option<String>,
 }
 
 impl Target {
+    /// Parses `ws://HOST[:PORT][/PATH]` or `wss://...`; a bad URL is a usage error.
     pub fn parse(url: &str) -> Result<Target, ReplayError> {
         let usage = |why: &str| {
             ReplayError::new(

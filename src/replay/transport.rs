@@ -25,8 +25,11 @@ pub struct TlsOptions {
     pub insecure: bool,
 }
 
+/// A connection to the target: plain TCP (`ws://`) or TLS (`wss://`).
 pub enum Conn {
+    /// A `ws://` connection.
     Plain(TcpStream),
+    /// A `wss://` connection.
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
@@ -44,11 +47,13 @@ impl Conn {
             .set_read_timeout(Some(d.max(Duration::from_millis(1))))
     }
 
+    /// Bounds the next writes; a zero duration is raised to 1 ms (std refuses zero).
     pub fn set_write_timeout(&self, d: Duration) -> io::Result<()> {
         self.tcp()
             .set_write_timeout(Some(d.max(Duration::from_millis(1))))
     }
 
+    /// Closes the connection (with a TLS close_notify first, for `wss://`), ignoring errors.
     pub fn shutdown(&mut self) {
         if let Conn::Tls(s) = self {
             s.conn.send_close_notify();

@@ -7,13 +7,20 @@ use crate::message::{DeflateParams, MessageConfig, Output};
 use crate::session::Direction;
 use crate::types::{Dir, Timestamp};
 
+/// Opcode of a further frame of a fragmented message.
 pub const OP_CONTINUATION: u8 = 0;
+/// Opcode of a text message.
 pub const OP_TEXT: u8 = 1;
+/// Opcode of a binary message.
 pub const OP_BINARY: u8 = 2;
+/// Opcode of a close frame.
 pub const OP_CLOSE: u8 = 8;
+/// Opcode of a ping.
 pub const OP_PING: u8 = 9;
+/// Opcode of a pong.
 pub const OP_PONG: u8 = 10;
 
+/// Whether `opcode` is a control opcode (close, ping, pong, reserved 11..=15).
 pub fn is_control(opcode: u8) -> bool {
     opcode & 0x08 != 0
 }
@@ -40,9 +47,11 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 /// A message received from the peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
+    /// Opcode of the message (of its first frame).
     pub opcode: u8,
     /// Unmasked, inflated; empty when `dropped`.
     pub payload: Vec<u8>,
+    /// It arrived compressed with permessage-deflate.
     pub compressed: bool,
     /// The payload is incomplete (limit hit, interrupted, inflate failure).
     pub partial: bool,
@@ -54,7 +63,9 @@ pub struct Received {
 /// (`crate::ws::ANOMALIES`, `crate::message::ANOMALIES`) or by [`super::ANOMALIES`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerAnomaly {
+    /// Anomaly name, as listed in `docs/anomalies.md`.
     pub name: &'static str,
+    /// Human-readable explanation.
     pub detail: String,
 }
 

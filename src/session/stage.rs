@@ -20,7 +20,9 @@ use std::io;
 
 /// Per-connection state.
 pub enum Conn {
+    /// Before the upgrade: the HTTP handshake is being read.
     Http(Box<HandshakeTracker>),
+    /// After the 101: WebSocket frames are being decoded.
     Ws(Box<WsSession>),
     /// Not WebSocket, or its session has ended: nothing more is decoded.
     Ignored,
@@ -29,7 +31,9 @@ pub enum Conn {
 /// What the session stage needs from the run's configuration.
 #[derive(Clone, Debug, Default)]
 pub struct StageConfig {
+    /// Limits of the HTTP handshake stage.
     pub http: HttpLimits,
+    /// Limits and options of the message stage.
     pub message: MessageConfig,
 }
 
@@ -74,10 +78,12 @@ impl<S: Sink> SessionStage<S> {
         self.end_at_close = on;
     }
 
+    /// The sink the records go to.
     pub fn sink_mut(&mut self) -> &mut S {
         &mut self.sink
     }
 
+    /// Ends the stage and returns its sink.
     pub fn into_sink(self) -> S {
         self.sink
     }
@@ -87,6 +93,7 @@ impl<S: Sink> SessionStage<S> {
         &self.files
     }
 
+    /// The input files of the run, to mark where each new input begins.
     pub fn files_mut(&mut self) -> &mut FileMap {
         &mut self.files
     }

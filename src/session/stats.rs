@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 /// Adds another part's counts into `self`: the shards of a threaded run
 /// each count their own flows, and the run's totals are their sum.
 pub trait Tally {
+    /// Adds `other`'s counts to `self`.
     fn add(&mut self, other: &Self);
 }
 
@@ -29,11 +30,13 @@ impl<K: Ord + Clone> Tally for BTreeMap<K, u64> {
 /// The session stage's counts over a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionStats {
+    /// WebSocket sessions seen (101 responses to upgrade requests).
     pub sessions: u64,
     /// Messages by opcode name.
     pub messages: BTreeMap<&'static str, u64>,
     /// Gaps in any stream (in the handshake or after), and their bytes.
     pub gaps: u64,
+    /// Total bytes in those gaps.
     pub gap_bytes: u64,
     /// Every anomaly reported in the run, by name, whichever stage found it.
     pub anomalies: BTreeMap<&'static str, u64>,
@@ -53,9 +56,13 @@ impl Tally for SessionStats {
 /// the `session_end` record, the export's manifest and `sessions` render.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionSummary {
+    /// Anomalies reported in the session.
     pub anomalies: u64,
+    /// Gaps (uncaptured byte ranges) in the session's streams.
     pub gaps: u64,
+    /// Total bytes in those gaps.
     pub gap_bytes: u64,
+    /// Messages (data and control) per direction.
     pub messages: PerDir,
     /// Decoded (inflated) payload bytes.
     pub bytes: PerDir,

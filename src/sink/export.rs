@@ -45,17 +45,23 @@ pub const ANOMALIES: &[(&str, &str)] = &[
 /// Anomalies counted into a session's `conflicting_overlaps`.
 const CONFLICT_ANOMALIES: [&str; 2] = ["tcp_conflicting_overlap", "tcp_conflicting_retransmission"];
 
+/// Default of [`ExportOptions::max_open_sessions`].
 pub const DEFAULT_MAX_OPEN_SESSIONS: usize = 256;
+/// Default of [`ExportOptions::buffer_size`], in bytes.
 pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024;
+/// Default of [`ExportOptions::sync_batch`].
 pub const DEFAULT_SYNC_BATCH: usize = 4096;
 
+/// Where and how to write an export directory (`docs/export.md`).
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
+    /// The export directory.
     pub dir: PathBuf,
     /// Write into an existing non-empty directory, replacing files of the same names.
     pub force: bool,
     /// The command line, recorded in the manifest.
     pub command: Vec<String>,
+    /// The run's input files, recorded in the manifest.
     pub inputs: Vec<crate::session::InputFile>,
     /// Sessions whose three stream files stay open at once (default 256, i.e.
     /// 768 descriptors). Beyond it the least recently written session's files

@@ -48,12 +48,15 @@ pub struct Filter {
     pub only_sessions: Option<BTreeSet<u64>>,
     /// Keep messages with one of these opcodes (empty: any).
     pub opcodes: Vec<u8>,
+    /// `--dir`: keep messages of this direction only; None keeps both.
     pub dir: Option<Dir>,
     /// Decoded length bounds, inclusive.
     pub min_len: Option<u64>,
+    /// `--max-len`: largest decoded length kept, in bytes; None for no bound.
     pub max_len: Option<u64>,
     /// Time window for messages (first frame), anomalies and gaps; inclusive.
     pub since: Option<Timestamp>,
+    /// `--until`: end of the time window; None for no bound.
     pub until: Option<Timestamp>,
 }
 
@@ -258,10 +261,12 @@ pub struct FilterSink<S: Sink> {
     all: bool,
     /// Messages kept / dropped, for tests and reports.
     pub messages_kept: u64,
+    /// Messages dropped by the message-level criteria.
     pub messages_dropped: u64,
 }
 
 impl<S: Sink> FilterSink<S> {
+    /// Filters the records given to `inner` through `filter`.
     pub fn new(inner: S, filter: Filter) -> Self {
         FilterSink {
             inner,
@@ -273,10 +278,12 @@ impl<S: Sink> FilterSink<S> {
         }
     }
 
+    /// Ends the filter and returns the wrapped sink.
     pub fn into_inner(self) -> S {
         self.inner
     }
 
+    /// The wrapped sink.
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -385,6 +392,7 @@ impl<S: Sink> Sink for FilterSink<S> {
 /// First pass of `--anomalous`: the ids of sessions with at least one anomaly.
 #[derive(Default, Debug)]
 pub struct AnomalousSessions {
+    /// Ids of the sessions with at least one anomaly.
     pub ids: BTreeSet<u64>,
 }
 

@@ -96,6 +96,7 @@ impl Matcher {
         Ok(m)
     }
 
+    /// Whether neither a text nor a bytes pattern is set (nothing would match).
     pub fn is_empty(&self) -> bool {
         self.text.is_none() && self.bytes.is_none()
     }
@@ -265,6 +266,7 @@ pub struct GrepSink<S: Sink> {
 }
 
 impl<S: Sink> GrepSink<S> {
+    /// Passes on matching messages, with `context` messages before and after (`-C`), to `inner`.
     pub fn new(inner: S, matcher: Matcher, context: usize) -> Self {
         GrepSink {
             inner,
@@ -279,11 +281,13 @@ impl<S: Sink> GrepSink<S> {
         }
     }
 
+    /// Bounds the payload bytes held for context, all sessions together (default [`DEFAULT_MAX_CONTEXT_BYTES`]).
     pub fn with_max_context_bytes(mut self, n: usize) -> Self {
         self.max_context_bytes = n;
         self
     }
 
+    /// Returns the wrapped sink.
     pub fn into_inner(self) -> S {
         self.inner
     }

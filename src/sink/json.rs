@@ -26,6 +26,7 @@ pub struct JsonSink<W: Write> {
 }
 
 impl<W: Write> JsonSink<W> {
+    /// A JSON Lines writer over `out`.
     pub fn new(out: W) -> Self {
         JsonSink {
             out,
@@ -35,6 +36,7 @@ impl<W: Write> JsonSink<W> {
         }
     }
 
+    /// Returns the underlying writer.
     pub fn into_inner(self) -> W {
         self.out
     }

@@ -29,12 +29,19 @@ pub use transcript::{TranscriptOptions, TranscriptSink};
 /// A frame of a message, for the export's frame-level detail.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FrameView {
+    /// FIN bit: last frame of its message.
     pub fin: bool,
+    /// RSV1..RSV3 as a 3-bit number (4 = RSV1).
     pub rsv: u8,
+    /// Opcode, 0..=15.
     pub opcode: u8,
+    /// Masking key; None for unmasked frames.
     pub mask: Option<[u8; 4]>,
+    /// Payload length as declared in the frame header.
     pub payload_len: u64,
+    /// Bytes of the whole frame on the wire (header, mask and payload).
     pub wire_len: u64,
+    /// Offset of the frame's first byte in the direction's stream (0 = first byte after the handshake).
     pub offset: u64,
     /// Per-file packet numbers.
     pub packets: Vec<u64>,
@@ -43,9 +50,13 @@ pub struct FrameView {
 /// A complete message, borrowed from the pipeline.
 #[derive(Clone, Debug)]
 pub struct MessageView<'a> {
+    /// Id of the session the message belongs to.
     pub session: u64,
+    /// Direction the message was sent in.
     pub dir: Dir,
+    /// Message number within its direction, from 0.
     pub index: u64,
+    /// Opcode of the message (of its first frame), 0..=15.
     pub opcode: u8,
     /// Decoded payload held in memory (unmasked, inflated): at most the message limit.
     pub payload: &'a [u8],
@@ -53,20 +64,31 @@ pub struct MessageView<'a> {
     pub len: u64,
     /// `payload` is a text message and valid UTF-8: shown as text.
     pub is_text: bool,
+    /// Time of the message's first frame.
     pub ts: Timestamp,
+    /// Time of the message's last frame.
     pub ts_last: Timestamp,
     /// Per-file, 1-based packet numbers.
     pub packets: &'a [u64],
     /// Input file index, when several inputs are read.
     pub file: Option<usize>,
+    /// TCP sequence numbers of its first byte and one past its last byte.
     pub seq: [u32; 2],
+    /// The same range as offsets in the direction's stream (0 = first byte after the handshake).
     pub stream: [u64; 2],
+    /// Number of frames it was sent in.
     pub frames: u64,
+    /// Sent compressed with permessage-deflate.
     pub compressed: bool,
+    /// Payload bytes on the wire (the compressed size, when `compressed`).
     pub wire_len: u64,
+    /// The payload exceeded an in-memory limit: `payload` holds the first bytes only.
     pub truncated: bool,
+    /// Bytes of the message were not captured (gap), or the capture ended inside it.
     pub incomplete: bool,
+    /// The deflate data could not be inflated: `payload` holds the compressed bytes.
     pub inflate_failed: bool,
+    /// For close messages: the status code (None when the payload was empty) and the reason.
     pub close: Option<(Option<u16>, &'a str)>,
     /// Frame-level detail; empty unless the pipeline was asked to keep it.
     pub frame_detail: &'a [FrameView],
@@ -74,20 +96,26 @@ pub struct MessageView<'a> {
 
 /// The handshake of a new session, with its raw bytes.
 pub struct SessionView<'a> {
+    /// The session's record, as written to JSON.
     pub record: &'a SessionRecord,
+    /// The upgrade request's bytes as on the wire.
     pub raw_request: &'a [u8],
+    /// The response's bytes as on the wire.
     pub raw_response: &'a [u8],
 }
 
 /// A receiver of analysis records. Methods default to doing nothing, so a
 /// writer implements only what it shows.
 pub trait Sink {
+    /// The run's inputs; called once, first.
     fn capture(&mut self, _rec: &CaptureRecord) -> io::Result<()> {
         Ok(())
     }
+    /// A new session: its 101 response was seen.
     fn session(&mut self, _s: &SessionView<'_>) -> io::Result<()> {
         Ok(())
     }
+    /// A complete message.
     fn message(&mut self, _m: &MessageView<'_>) -> io::Result<()> {
         Ok(())
     }
@@ -100,9 +128,11 @@ pub trait Sink {
     fn context_break(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// An anomaly.
     fn anomaly(&mut self, _a: &AnomalyRecord) -> io::Result<()> {
         Ok(())
     }
+    /// Bytes of a flow that were not captured.
     fn gap(&mut self, _g: &GapRecord) -> io::Result<()> {
         Ok(())
     }
@@ -114,9 +144,11 @@ pub trait Sink {
     fn stream_gap(&mut self, _session: u64, _dir: Dir, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
+    /// A session ended.
     fn session_end(&mut self, _rec: &SessionEndRecord) -> io::Result<()> {
         Ok(())
     }
+    /// The run's totals; called once, last before [`Sink::finish`].
     fn stats(&mut self, _rec: &StatsRecord) -> io::Result<()> {
         Ok(())
     }
@@ -148,10 +180,12 @@ pub trait Sink {
 /// Sends every record to each of several sinks, in order.
 #[derive(Default)]
 pub struct Tee {
+    /// The sinks, in the order each record is given to them.
     pub sinks: Vec<Box<dyn Sink>>,
 }
 
 impl Tee {
+    /// Sends to `sinks`, in order.
     pub fn new(sinks: Vec<Box<dyn Sink>>) -> Self {
         Tee { sinks }
     }
@@ -278,12 +312,19 @@ impl<S: Sink + ?Sized> Sink for &mut S {
 /// before printing (`sessions`).
 #[derive(Default, Debug)]
 pub struct Collect {
+    /// Every `capture` record.
     pub capture: Vec<CaptureRecord>,
+    /// Every `session` record.
     pub sessions: Vec<SessionRecord>,
+    /// Every message, converted to its JSON record.
     pub messages: Vec<crate::session::MessageRecord>,
+    /// Every anomaly.
     pub anomalies: Vec<AnomalyRecord>,
+    /// Every gap.
     pub gaps: Vec<GapRecord>,
+    /// Every `session_end` record.
     pub ends: Vec<SessionEndRecord>,
+    /// The `stats` record, once seen.
     pub stats: Option<StatsRecord>,
 }
 

@@ -13,13 +13,21 @@ use std::io;
 /// One row of `wssniff sessions` (`"type":"session_summary"` in JSON).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct SessionRow {
+    /// Session id, as in the `session` record.
     pub id: u64,
+    /// `ip:port` of the client (IPv6 as `[addr]:port`).
     pub client: String,
+    /// `ip:port` of the server (IPv6 as `[addr]:port`).
     pub server: String,
+    /// Request target of the upgrade request.
     pub uri: String,
+    /// `Host` header of the request; None when absent.
     pub host: Option<String>,
+    /// `Origin` header of the request; None when absent.
     pub origin: Option<String>,
+    /// Accepted `Sec-WebSocket-Protocol`; None when none was accepted.
     pub subprotocol: Option<String>,
+    /// Accepted extensions, each as written in the response.
     pub extensions: Vec<String>,
     /// Time of the 101 response.
     pub start: Timestamp,
@@ -28,27 +36,38 @@ pub struct SessionRow {
     pub end: Option<Timestamp>,
     /// Seconds from `start` to `end`.
     pub duration: f64,
+    /// Messages (data and control) per direction.
     pub messages: PerDir,
     /// Payload bytes on the wire (compressed size when compressed).
     pub wire_bytes: PerDir,
     /// Decoded payload bytes (inflated).
     pub bytes: PerDir,
+    /// Close frame sent by the client; None when it sent none.
     pub close_c2s: Option<CloseRecord>,
+    /// Close frame sent by the server; None when it sent none.
     pub close_s2c: Option<CloseRecord>,
+    /// Why the session ended (`fin`, `rst`, `end_of_input`, ..., as `session_end.reason`); None before it ended.
     pub end_reason: Option<String>,
+    /// Number of gaps (uncaptured byte ranges) in the session.
     pub gaps: u64,
+    /// Total bytes in those gaps.
     pub gap_bytes: u64,
+    /// Number of anomalies in the session.
     pub anomalies: u64,
     /// Anomaly counts by name.
     pub anomaly_names: BTreeMap<String, u64>,
+    /// As `session_end.incomplete`: no clean close handshake and TCP teardown, or bytes missing.
     pub incomplete: bool,
+    /// 0-based input index of the handshake, when several inputs were read.
     pub file: Option<usize>,
 }
 
 impl SessionRow {
+    /// Payload bytes on the wire, both directions together (the `--sort bytes` key).
     pub fn total_bytes(&self) -> u64 {
         self.wire_bytes.c2s + self.wire_bytes.s2c
     }
+    /// Messages, both directions together (the `--sort messages` key).
     pub fn total_messages(&self) -> u64 {
         self.messages.c2s + self.messages.s2c
     }
@@ -67,6 +86,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The JSON name: `critical`, `warning` or `info`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Critical => "critical",
@@ -139,8 +159,11 @@ pub fn severity(name: &str) -> Severity {
 /// One row of `wssniff anomalies` (`"type":"anomaly_summary"` in JSON).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AnomalySummary {
+    /// Anomaly name, as listed in `docs/anomalies.md`.
     pub name: String,
+    /// How bad it is (see [`severity`]).
     pub severity: Severity,
+    /// Occurrences over the whole run.
     pub count: u64,
     /// Sessions involved, ascending (anomalies before a handshake have none).
     pub sessions: Vec<u64>,
@@ -169,6 +192,7 @@ pub struct SummarySink {
 }
 
 impl SummarySink {
+    /// An empty collector.
     pub fn new() -> Self {
         Self::default()
     }

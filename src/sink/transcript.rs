@@ -8,13 +8,16 @@ use crate::types::Dir;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+/// How the transcript looks.
 #[derive(Clone, Debug)]
 pub struct TranscriptOptions {
+    /// Color the output with ANSI escapes.
     pub color: bool,
     /// Characters of payload preview per message (0: none).
     pub preview: usize,
     /// Print the final statistics line.
     pub summary: bool,
+    /// Flush after every record (live capture, where output must appear as it happens).
     pub line_buffered: bool,
 }
 
@@ -29,6 +32,7 @@ impl Default for TranscriptOptions {
     }
 }
 
+/// Writes the human-readable transcript of `wssniff read`.
 pub struct TranscriptSink<W: Write> {
     out: W,
     opts: TranscriptOptions,
@@ -45,6 +49,7 @@ const CYAN: &str = "\x1b[36m";
 const DIM: &str = "\x1b[2m";
 
 impl<W: Write> TranscriptSink<W> {
+    /// A transcript writer over `out`.
     pub fn new(out: W, opts: TranscriptOptions) -> Self {
         TranscriptSink {
             out,
@@ -53,6 +58,7 @@ impl<W: Write> TranscriptSink<W> {
         }
     }
 
+    /// Returns the underlying writer.
     pub fn into_inner(self) -> W {
         self.out
     }

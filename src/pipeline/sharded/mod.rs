@@ -128,7 +128,9 @@ pub use super::output::Format;
 
 /// How a sharded run ended, when writing did not fail.
 pub struct Outcome {
+    /// The run's `stats` record.
     pub stats: StatsRecord,
+    /// The capture error that ended reading early, if any.
     pub capture_error: Option<CaptureError>,
 }
 
