@@ -398,6 +398,16 @@ impl<W: Write> Sink for TranscriptSink<W> {
             "-- {} packets, {} bytes, {} flows, {} sessions, {} messages, {} gaps, {} anomalies",
             s.packets, s.bytes, s.flows, s.sessions, messages, s.gaps, anomalies
         );
+        // Packets that carried no TCP segment are named, never silently dropped.
+        let skipped: u64 = s.skipped.values().sum();
+        if skipped > 0 {
+            let why: Vec<String> = s.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = write!(
+                self.line,
+                ", {skipped} packets skipped ({})",
+                why.join(", ")
+            );
+        }
         self.end_line()
     }
 
@@ -409,6 +419,28 @@ impl<W: Write> Sink for TranscriptSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closing_line_names_skipped_packets() {
+        let mut out = Vec::new();
+        let mut t = TranscriptSink::new(&mut out, TranscriptOptions::default());
+        let mut s = StatsRecord {
+            packets: 120,
+            ..Default::default()
+        };
+        t.stats(&s).unwrap();
+        s.skipped.insert("not_tcp".into(), 116);
+        s.skipped.insert("truncated_tunnel".into(), 1);
+        t.stats(&s).unwrap();
+        drop(t);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines[0].contains("skipped"), "{text}");
+        assert!(
+            lines[1].ends_with(", 117 packets skipped (not_tcp 116, truncated_tunnel 1)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn packet_lists() {

@@ -26,6 +26,7 @@ mod capture_errors;
 mod corpus_expect;
 mod corruption;
 mod docs;
+mod example;
 mod forensic;
 mod golden;
 #[cfg(feature = "live")]
