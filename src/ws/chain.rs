@@ -112,7 +112,8 @@ pub fn check(window: &[u8], masked: Option<bool>, boundaries: &[usize]) -> Optio
     let mut frag = Frag::Unknown;
     let mut pos = 0usize;
     let mut b = boundaries.iter().peekable();
-    while pos < window.len() && v.frames < MAX_CHECKED_FRAMES {
+    while pos < window.len() && v.frames < MAX_CHECKED_FRAMES && v.headers < 4 * MAX_CHECKED_FRAMES
+    {
         let rest = window.get(pos..)?;
         let HeaderParse::Complete(h) = parse_header(rest) else {
             break;
@@ -152,8 +153,8 @@ pub fn check(window: &[u8], masked: Option<bool>, boundaries: &[usize]) -> Optio
             break;
         }
         pos = end as usize;
-        v.frames += 1;
         v.covered = pos;
+        v.frames += 1;
         while b.next_if(|&&x| x < pos).is_some() {}
         if b.peek() == Some(&&pos) {
             v.aligned += 1;
@@ -166,8 +167,10 @@ pub fn check(window: &[u8], masked: Option<bool>, boundaries: &[usize]) -> Optio
 
 /// A start at the very beginning of a window: also confident on fewer
 /// frames when they cover it exactly.
-fn confident_at_start(v: &ChainVerdict, len: usize) -> bool {
-    v.confident || (v.frames >= 2 && !v.open_ended && v.covered == len)
+fn confident_at_start(v: &ChainVerdict, _len: usize) -> bool {
+    // Two frames exactly covering a window were once enough: a 12-byte
+    // Modbus reply in the Arkime corpus capture passes that.
+    v.confident
 }
 
 /// Finds the first offset of `window` (a direction's first bytes, up to
@@ -372,11 +375,15 @@ mod tests {
         let v = check(&two, None, &[0, 4, 8]).expect("chain");
         assert!(!v.confident);
         assert_eq!(v.aligned, 2);
-        // Two frames exactly covering a whole window are enough at its start...
-        assert_eq!(probe(&two).map(|s| s.offset), Some(0));
-        // ...but not found by searching past a skipped prefix.
+        // Two frames exactly covering a whole window are not enough (a
+        // 12-byte Modbus reply passes that).
+        assert_eq!(probe(&two), None);
+        let mut three = two.clone();
+        encode_frame(&mut three, true, 0, opcode::TEXT, None, b"ef");
+        assert_eq!(probe(&three).map(|s| s.offset), Some(0));
+        // Three are not enough when searched past a skipped prefix.
         let mut skewed = vec![0x00];
-        skewed.extend_from_slice(&two);
+        skewed.extend_from_slice(&three);
         assert_eq!(probe(&skewed), None);
         // One frame alone is never enough.
         assert_eq!(probe(&two[..4]), None);
