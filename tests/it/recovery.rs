@@ -60,7 +60,7 @@ impl FlowHandler for Collect {
             if offset as usize != s.bytes.len() {
                 // After a gap: only the contiguous start is kept (the real
                 // captures have none; `check` asserts their truth matches).
-                return Interest::Continue;
+                return Ok(Interest::Continue);
             }
             s.segs.push(s.bytes.len());
             s.bytes.extend_from_slice(data);
