@@ -63,6 +63,8 @@ pub(super) fn session_record(
             per_frame: p.per_frame,
         })
     };
+    // A parsed request head came in at least one packet.
+    debug_assert!(!req.packets.is_empty() && !resp.packets.is_empty());
     let (file, _) = files.local(req.packets.first().copied().unwrap_or(0));
     let version = |v: u8| format!("HTTP/1.{v}");
     let local_packets = |ps: &[u64]| -> Vec<u64> { ps.iter().map(|&p| files.local(p).1).collect() };

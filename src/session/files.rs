@@ -12,6 +12,9 @@ pub struct FileMap {
 impl FileMap {
     /// The input index and its 1-based packet number.
     pub fn local(&self, global: PacketNo) -> (usize, u64) {
+        // Packet 0 means "no packet" (end of input); real ones come after a
+        // file has begun.
+        debug_assert!(global == 0 || !self.bases.is_empty());
         let i = self
             .bases
             .partition_point(|&b| b < global)

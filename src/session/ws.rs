@@ -57,6 +57,8 @@ impl DirState {
     /// TCP sequence number of WebSocket stream offset 0 (its TCP stream
     /// offset while the map is unknown).
     pub(super) fn seq0(&self) -> u32 {
+        // Every path that decodes bytes has set where they start.
+        debug_assert!(self.base.is_some() || self.next.is_none());
         self.seq.seq_or_offset(self.base.unwrap_or(0))
     }
 }
