@@ -6,6 +6,7 @@
 //! one run. [`replay`] is used only by `wsreplay`, and depends on [`session`]
 //! and [`ws`], never on capture.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 /// The architecture: stages, their contracts, the rules they follow
 /// (`docs/ARCHITECTURE.md`, included so that `cargo doc` checks its links).

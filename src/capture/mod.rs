@@ -56,20 +56,29 @@ pub const ANOMALIES: &[(&str, &str)] = &[
 pub struct Packet<'a> {
     /// 1-based, within this reader.
     pub number: PacketNo,
+    /// Capture timestamp.
     pub ts: Timestamp,
     /// LINKTYPE_* value.
     pub link_type: u32,
+    /// The captured bytes (at most the snapshot length).
     pub data: &'a [u8],
+    /// Length of the packet on the wire (bytes); larger than `data.len()` when cut by the snaplen.
     pub orig_len: u32,
 }
 
+/// The container format of a capture file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CaptureFormat {
+    /// Classic libpcap format.
     Pcap {
+        /// Timestamps in nanoseconds (magic 0xa1b23c4d) rather than microseconds.
         nanos: bool,
+        /// Written on a big-endian machine (fields in big-endian byte order).
         big_endian: bool,
+        /// Format version from the file header (major, minor), normally (2, 4).
         version: (u16, u16),
     },
+    /// The pcapng format.
     Pcapng,
 }
 
@@ -82,6 +91,7 @@ pub struct Notice {
     pub offset: u64,
     /// Packet number concerned (0 when not about a packet).
     pub packet: PacketNo,
+    /// Human-readable detail.
     pub detail: String,
 }
 
@@ -109,6 +119,7 @@ pub(crate) struct Located {
     pub(crate) record_len: usize,
 }
 
+/// Reads packets from a pcap or pcapng file (optionally gzip-compressed), one at a time.
 pub struct CaptureReader {
     name: String,
     src: Source,
@@ -179,6 +190,7 @@ impl CaptureReader {
         Ok(me)
     }
 
+    /// The capture's container format.
     pub fn format(&self) -> CaptureFormat {
         match &self.format {
             Format::Pcap(p) => CaptureFormat::Pcap {

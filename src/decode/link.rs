@@ -3,21 +3,33 @@
 use super::tunnel::{Layer, Walk, MAX_MPLS_LABELS};
 use super::{be16, be32, SkipReason};
 
+/// BSD loopback: a 4-byte address family in the capturing host's byte order, then IP.
 pub const LINKTYPE_NULL: u32 = 0;
+/// Ethernet II (with optional VLAN, MPLS, PPPoE layers).
 pub const LINKTYPE_ETHERNET: u32 = 1;
 /// Raw IP under the numbers some BSDs used before 101 was assigned.
 pub const LINKTYPE_RAW_BSD12: u32 = 12;
+/// Raw IP under another number some BSDs used before 101 was assigned.
 pub const LINKTYPE_RAW_BSD14: u32 = 14;
+/// Raw IP (IPv4 or IPv6, from the version nibble).
 pub const LINKTYPE_RAW: u32 = 101;
+/// OpenBSD loopback: a 4-byte address family in network byte order, then IP.
 pub const LINKTYPE_LOOP: u32 = 108;
+/// Linux cooked capture v1 (SLL, `tcpdump -i any`).
 pub const LINKTYPE_LINUX_SLL: u32 = 113;
+/// Raw IPv4.
 pub const LINKTYPE_IPV4: u32 = 228;
+/// Raw IPv6.
 pub const LINKTYPE_IPV6: u32 = 229;
+/// Linux cooked capture v2 (SLL2).
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 
+/// IP version of the header that follows the link layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Net {
+    /// IPv4.
     V4,
+    /// IPv6.
     V6,
 }
 

@@ -24,11 +24,17 @@ use tunnel::{Walk, MAX_TUNNEL_DESCRIPTIONS};
 
 /// TCP flag bits, as in the TCP header's flags byte.
 pub mod flags {
+    /// No more data from the sender.
     pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers (connection start).
     pub const SYN: u8 = 0x02;
+    /// Reset the connection.
     pub const RST: u8 = 0x04;
+    /// Push.
     pub const PSH: u8 = 0x08;
+    /// The acknowledgment number is valid.
     pub const ACK: u8 = 0x10;
+    /// The urgent pointer is valid.
     pub const URG: u8 = 0x20;
 }
 
@@ -44,12 +50,17 @@ pub const MAX_ENCAPSULATIONS: usize = tunnel::MAX_TUNNEL_LAYERS;
 /// when it came from reassembled IP fragments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment<'a> {
+    /// Sender's (inner, if tunneled) IP address and TCP port.
     pub src: SocketAddr,
+    /// Receiver's (inner, if tunneled) IP address and TCP port.
     pub dst: SocketAddr,
+    /// Sequence number of the first payload byte (or of the SYN/FIN).
     pub seq: u32,
+    /// Acknowledgment number (meaningful when `flags::ACK` is set).
     pub ack: u32,
     /// `flags::{FIN,SYN,RST,PSH,ACK,URG}`.
     pub flags: u8,
+    /// Receive window as sent (unscaled).
     pub window: u16,
     /// The captured payload.
     pub payload: &'a [u8],
@@ -64,13 +75,21 @@ pub struct Segment<'a> {
 /// Why a packet yields no TCP segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SkipReason {
+    /// The capture's link type is not decoded.
     UnsupportedLinkType,
+    /// Packet shorter than its link-layer header.
     TruncatedLink,
+    /// Link-layer payload is not IPv4 or IPv6.
     NotIp,
+    /// IP header (or an IPv6 extension header) cut short by the capture.
     TruncatedIp,
+    /// IP header with an impossible version, header length or total length.
     BadIpHeader,
+    /// IP packet that does not carry TCP (after any decoded tunnel).
     NotTcp,
+    /// TCP header cut short by the capture.
     TruncatedTcp,
+    /// TCP header with an impossible data offset, or longer than its IP packet.
     BadTcpHeader,
     /// A fragment was held for reassembly; its datagram is not complete yet.
     IpFragmentIncomplete,
@@ -91,6 +110,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason, in the order of `DecodeStats::skipped`.
     pub const ALL: &'static [SkipReason] = &[
         SkipReason::UnsupportedLinkType,
         SkipReason::TruncatedLink,
@@ -110,6 +130,7 @@ impl SkipReason {
         SkipReason::TunnelFragment,
     ];
 
+    /// Stable snake_case name, as in the `stats` record.
     pub fn name(&self) -> &'static str {
         match self {
             SkipReason::UnsupportedLinkType => "unsupported_link_type",
@@ -131,6 +152,7 @@ impl SkipReason {
         }
     }
 
+    /// One-line explanation of the reason for people.
     pub fn meaning(&self) -> &'static str {
         match self {
             SkipReason::UnsupportedLinkType => "packet of a link type the decoder does not handle",
@@ -262,9 +284,12 @@ impl Default for DecodeConfig {
     }
 }
 
+/// Counters of the decode stage (the `decode_*` fields of the `stats` record).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DecodeStats {
+    /// Packets given to the decoder.
     pub packets: u64,
+    /// TCP segments returned.
     pub segments: u64,
     /// Indexed like `SkipReason::ALL`; see `skipped()`.
     pub skipped: [u64; 16],
@@ -275,13 +300,21 @@ pub struct DecodeStats {
     pub ip_length_exceeds_packet: u64,
     /// IPv4 total length 0 (segmentation offload): the captured length was used.
     pub ip_zero_length: u64,
+    /// IP fragments seen.
     pub fragments: u64,
+    /// Fragmented datagrams reassembled whole.
     pub datagrams_reassembled: u64,
+    /// Fragmented datagrams dropped incomplete after `fragment_timeout_secs`.
     pub datagrams_expired: u64,
+    /// Fragmented datagrams dropped to stay within the fragment limits.
     pub datagrams_evicted: u64,
+    /// Fragmented datagrams still incomplete at end of input.
     pub datagrams_incomplete_at_end: u64,
+    /// Fragments overlapping held bytes with different content.
     pub fragment_overlap_conflicts: u64,
+    /// Fragments repeating bytes already held.
     pub fragment_duplicates: u64,
+    /// Largest fragment reassembly memory (bytes) held at once.
     pub fragment_bytes_peak: usize,
     /// Segments that came out of a tunnel (`Segment::tunnel` set).
     pub tunneled_segments: u64,
@@ -302,6 +335,7 @@ impl DecodeStats {
             .collect()
     }
 
+    /// The count of packets skipped for reason `r`.
     pub fn skipped_for(&self, r: SkipReason) -> u64 {
         self.skipped.get(r.index()).copied().unwrap_or(0)
     }
@@ -311,10 +345,13 @@ impl DecodeStats {
 /// (fragment conflicts and drops); the caller attaches the packet number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeEvent {
+    /// Stable snake_case anomaly name (of the decode stage's `ANOMALIES`).
     pub name: &'static str,
+    /// Human-readable detail (offsets, lengths).
     pub detail: String,
 }
 
+/// The decode stage: turns captured packets into TCP [`Segment`]s, unwrapping link layers and tunnels and reassembling IP fragments.
 pub struct Decoder {
     cfg: DecodeConfig,
     stats: DecodeStats,
@@ -339,6 +376,7 @@ struct Transport<'a> {
 }
 
 impl Decoder {
+    /// A decoder with these fragment limits.
     pub fn new(cfg: DecodeConfig) -> Self {
         Decoder {
             cfg,
@@ -356,6 +394,7 @@ impl Decoder {
         self.tunnels.get(&key).map(|b| &b[..])
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> &DecodeStats {
         &self.stats
     }

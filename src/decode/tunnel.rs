@@ -22,8 +22,11 @@ pub const MAX_GTP_EXTENSIONS: usize = 8;
 /// `Decoder::tunnel`; later ones are counted, not kept.
 pub const MAX_TUNNEL_DESCRIPTIONS: usize = 4096;
 
+/// UDP port of VXLAN (RFC 7348).
 pub const UDP_VXLAN: u16 = 4789;
+/// UDP port of Geneve (RFC 8926).
 pub const UDP_GENEVE: u16 = 6081;
+/// UDP port of GTP-U (3GPP TS 29.281).
 pub const UDP_GTPU: u16 = 2152;
 
 /// A fixed-size summary of a packet's encapsulation, part of the TCP flow
@@ -36,8 +39,10 @@ pub const UDP_GTPU: u16 = 2152;
 pub struct TunnelKey(pub u64);
 
 impl TunnelKey {
+    /// Not tunneled (or only VLAN, MPLS, PPPoE layers).
     pub const NONE: TunnelKey = TunnelKey(0);
 
+    /// True for [`TunnelKey::NONE`].
     pub fn is_none(self) -> bool {
         self.0 == 0
     }
@@ -49,47 +54,75 @@ impl TunnelKey {
 pub enum Layer {
     /// 802.1Q / 802.1ad tag (`tpid` says which).
     Vlan {
+        /// Tag protocol identifier: 0x8100 (802.1Q), 0x88a8 (802.1ad) or the old 0x9100.
         tpid: u16,
+        /// VLAN id (12 bits).
         id: u16,
     },
     /// An MPLS label stack: its depth and bottom (service) label.
     Mpls {
+        /// Number of labels in the stack (at most `MAX_MPLS_LABELS` read).
         labels: u8,
+        /// The bottom-of-stack label (20 bits).
         bottom: u32,
     },
+    /// A PPPoE session header (RFC 2516).
     Pppoe {
+        /// PPPoE session id.
         session: u16,
     },
     /// IPv4 or IPv6 carried directly in IPv4 or IPv6 (protocols 4 and 41).
     IpInIp {
+        /// Outer source address.
         src: IpAddr,
+        /// Outer destination address.
         dst: IpAddr,
     },
+    /// GRE (RFC 2784/2890) carrying IP.
     Gre {
+        /// Outer source address.
         src: IpAddr,
+        /// Outer destination address.
         dst: IpAddr,
+        /// GRE key, when the header has one.
         key: Option<u32>,
     },
     /// ERSPAN type II (`version` 1) or III (`version` 2) over GRE.
     Erspan {
+        /// Outer source address.
         src: IpAddr,
+        /// Outer destination address.
         dst: IpAddr,
+        /// 1 for type II, 2 for type III.
         version: u8,
+        /// ERSPAN session id (10 bits).
         session: u16,
     },
+    /// VXLAN over UDP (port 4789).
     Vxlan {
+        /// Outer source address.
         src: IpAddr,
+        /// Outer destination address.
         dst: IpAddr,
+        /// VXLAN network identifier (24 bits).
         vni: u32,
     },
+    /// Geneve over UDP (port 6081).
     Geneve {
+        /// Outer source address.
         src: IpAddr,
+        /// Outer destination address.
         dst: IpAddr,
+        /// Virtual network identifier (24 bits).
         vni: u32,
     },
+    /// GTP-U over UDP (port 2152).
     Gtpu {
+        /// Outer source address.
         src: IpAddr,
+        /// Outer destination address.
         dst: IpAddr,
+        /// Tunnel endpoint identifier of this direction.
         teid: u32,
     },
 }

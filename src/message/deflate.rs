@@ -164,17 +164,29 @@ pub enum Inflated {
     /// All input consumed.
     Ok,
     /// The stream ended (a final block); the rest of the input was not used.
-    StreamEnd { unused: usize },
+    StreamEnd {
+        /// Input bytes after the stream's end, not used.
+        unused: usize,
+    },
     /// Invalid data; `consumed` input bytes were used before the error.
-    Error { consumed: usize, message: String },
+    Error {
+        /// Input bytes used before the error.
+        consumed: usize,
+        /// zlib's description of the error.
+        message: String,
+    },
     /// The work budget ran out; `consumed` input bytes were used.
-    WorkLimit { consumed: usize },
+    WorkLimit {
+        /// Input bytes used before the budget ran out.
+        consumed: usize,
+    },
 }
 
 /// A raw-deflate decompressor that keeps its window across units
 /// (messages, or frames for per-frame compression) unless told not to.
 pub struct Inflater {
     d: Decompress,
+    /// The negotiated permessage-deflate parameters this inflater follows.
     pub params: DeflateParams,
     /// False once the window no longer matches the sender's (a gap, an error,
     /// a stopped message): the next unit starts from a fresh window.
@@ -197,6 +209,7 @@ impl Inflater {
         (live_inflaters() < max).then(|| Self::new(params))
     }
 
+    /// A new inflater with an empty window (counted against [`Inflater::try_new`]'s limit, not checked).
     pub fn new(params: DeflateParams) -> Self {
         LIVE.with(|l| l.set(l.get() + 1));
         Inflater {
@@ -307,7 +320,12 @@ pub enum Recovered {
     /// Some output depends on the unseen window (`deflate_context_missing`);
     /// the first `known_prefix` output bytes do not (but are not output as
     /// decoded: the caller keeps the compressed bytes).
-    DependsOnHistory { known_prefix: usize, len: usize },
+    DependsOnHistory {
+        /// Output bytes at the start known not to depend on the unseen window.
+        known_prefix: usize,
+        /// Output length of the message (bytes).
+        len: usize,
+    },
     /// Invalid compressed data (both inflaters agree).
     Error(String),
     /// Inflated past `max_out` bytes: not decided.
@@ -332,6 +350,7 @@ pub enum Recovered {
 pub struct HistoryFreeInflater {
     zero: Decompress,
     ones: Decompress,
+    /// The permessage-deflate parameters (context takeover decides whether windows carry over).
     pub params: DeflateParams,
     /// Both windows are known to be equal (all of the last 32 KiB of output
     /// agreed): the second inflater could be dropped.
@@ -340,6 +359,7 @@ pub struct HistoryFreeInflater {
 }
 
 impl HistoryFreeInflater {
+    /// Both inflaters primed with their guessed windows.
     pub fn new(params: DeflateParams) -> Self {
         let mut me = HistoryFreeInflater {
             zero: Decompress::new(false),

@@ -106,9 +106,13 @@ impl Default for MessageConfig {
 /// One frame of a message, as on the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FrameInfo {
+    /// FIN bit: the last frame of its message.
     pub fin: bool,
+    /// RSV1..RSV3 bits as a 3-bit value (RSV1 = 4: compressed with permessage-deflate).
     pub rsv: u8,
+    /// Opcode (`ws::opcode::*`, 0 for a continuation).
     pub opcode: u8,
+    /// Masking key (client-to-server frames); `None` when unmasked.
     pub mask: Option<[u8; 4]>,
     /// Declared payload length.
     pub payload_len: u64,
@@ -123,6 +127,7 @@ pub struct FrameInfo {
 /// A complete (or knowingly incomplete) message.
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
+    /// Direction the message travels.
     pub dir: Dir,
     /// Per direction, from 0, in emission order.
     pub index: u64,
@@ -134,17 +139,24 @@ pub struct Message<'a> {
     pub len: u64,
     /// Sum of the frames' payload lengths on the wire.
     pub wire_len: u64,
+    /// Sent compressed (permessage-deflate, RSV1 on the first frame).
     pub compressed: bool,
+    /// `payload` was cut at the size limit; `len` counts all decoded bytes.
     pub truncated: bool,
     /// Bytes missing: a gap inside, cut by end of input, or interrupted.
     pub incomplete: bool,
     /// Text messages and close frames with a reason; None otherwise, and
     /// when the payload is not the decoded text (inflate failed).
     pub utf8_valid: Option<bool>,
+    /// Packets that carried the message's frames, deduped, ascending.
     pub packets: &'a [PacketNo],
+    /// Timestamp of the packet carrying the first byte.
     pub first_ts: Timestamp,
+    /// Timestamp of the packet carrying the last byte.
     pub last_ts: Timestamp,
+    /// The message's frames in order (empty when `keep_frames` is off); capped at `max_fragments`.
     pub frames: &'a [FrameInfo],
+    /// Close code and reason of a close frame; `None` for other messages.
     pub close: Option<CloseInfo>,
     /// Stream offset of the first byte of the first frame.
     pub stream_start: u64,
@@ -157,26 +169,39 @@ pub struct Message<'a> {
     pub inflate_failed: bool,
 }
 
+/// What an [`Assembler`] hands on.
 #[derive(Debug)]
 pub enum Output<'a> {
+    /// A complete (or knowingly incomplete) message.
     Message(Message<'a>),
+    /// A protocol violation (a name of this module's `ANOMALIES`).
     Anomaly(Anomaly),
 }
 
 /// Counters of one direction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MessageStats {
+    /// Frame headers seen.
     pub frames: u64,
+    /// Messages output (data and control).
     pub messages: u64,
+    /// Of `messages`: control messages (close, ping, pong).
     pub control_messages: u64,
+    /// Of `messages`: sent compressed.
     pub compressed_messages: u64,
+    /// Of `messages`: inflation failed (`deflate_error`, `deflate_context_missing`).
     pub inflate_failed: u64,
+    /// Of `messages`: payload cut at a size limit.
     pub truncated: u64,
+    /// Of `messages`: with bytes missing (gap, interrupted, end of input).
     pub incomplete: u64,
+    /// Frame payload bytes seen on the wire.
     pub wire_bytes: u64,
+    /// Decoded (unmasked, inflated) payload bytes of the messages, kept or not.
     pub decoded_bytes: u64,
     /// Inflated bytes produced, kept or not.
     pub inflated_bytes: u64,
+    /// Anomalies emitted.
     pub anomalies: u64,
     /// Events that arrived outside a frame (a frame decoder bug); ignored.
     pub orphan_events: u64,
@@ -510,6 +535,7 @@ pub struct Assembler {
 }
 
 impl Assembler {
+    /// An assembler for one direction; `deflate` is the negotiated permessage-deflate, if any.
     pub fn new(dir: Dir, cfg: MessageConfig, deflate: Option<DeflateParams>) -> Self {
         let mut data = MsgBuf::new();
         data.body.count_only = !cfg.keep_payloads;
@@ -546,10 +572,12 @@ impl Assembler {
         a
     }
 
+    /// The direction's counters so far.
     pub fn stats(&self) -> &MessageStats {
         &self.stats
     }
 
+    /// Feeds one frame decoder event; calls `out` for each message or anomaly it completes.
     pub fn on_event(&mut self, ev: FrameEvent<'_>, out: &mut dyn FnMut(Output<'_>)) {
         match ev {
             FrameEvent::Header {

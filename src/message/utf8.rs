@@ -19,10 +19,12 @@ pub struct Utf8Check {
 }
 
 impl Utf8Check {
+    /// A checker at the start of a message.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Back to the start of a message (forgets everything fed).
     pub fn reset(&mut self) {
         *self = Self::default();
     }

@@ -157,20 +157,25 @@ pub const ANOMALIES: &[(&str, &str)] = &[
 /// Which endpoint of a connection sent something.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {
+    /// The connection's initiator (sender of the SYN, see the module docs).
     Orig,
+    /// The connection's responder.
     Resp,
 }
 
 impl Side {
+    /// 0 for [`Side::Orig`], 1 for [`Side::Resp`]: the index of per-side arrays.
     pub fn index(self) -> usize {
         self as usize
     }
+    /// The opposite endpoint.
     pub fn other(self) -> Side {
         match self {
             Side::Orig => Side::Resp,
             Side::Resp => Side::Orig,
         }
     }
+    /// `"orig"` or `"resp"`, as in the JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Orig => "orig",
@@ -179,13 +184,18 @@ impl Side {
     }
 }
 
+/// One TCP connection as the flow table sees it, passed to every [`FlowHandler`] call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowInfo {
     /// Sequential from 1 in order of creation.
     pub id: u64,
+    /// The initiator's address and port.
     pub orig: SocketAddr,
+    /// The responder's address and port.
     pub resp: SocketAddr,
+    /// Packet (1-based) that created the flow.
     pub first_packet: PacketNo,
+    /// Timestamp of that packet.
     pub first_ts: Timestamp,
     /// Initial sequence numbers from the SYN / SYN-ACK, indexed by [`Side::index`].
     pub isn: [Option<u32>; 2],
@@ -194,44 +204,70 @@ pub struct FlowInfo {
     pub tunnel: TunnelKey,
 }
 
+/// What the flow table delivers about one direction of a connection, in stream order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamEvent<'a> {
     /// `offset` is the stream offset of `data[0]`, `seq` its sequence number.
     Data {
+        /// Direction the bytes travel from.
         side: Side,
+        /// Stream offset of `data[0]` (bytes from the stream start).
         offset: u64,
+        /// TCP sequence number of `data[0]`.
         seq: u32,
+        /// The payload bytes, borrowed from the packet or the reassembly buffer.
         data: &'a [u8],
+        /// Packet (1-based) that carried these bytes.
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
     /// `len` bytes at `offset` that will not be delivered; `packet` is the
     /// packet carrying the first byte after the gap (or the truncated one).
     Gap {
+        /// Direction of the missing bytes.
         side: Side,
+        /// Stream offset of the first missing byte.
         offset: u64,
+        /// Sequence number of the first missing byte.
         seq: u32,
+        /// Number of missing bytes.
         len: u64,
+        /// Packet carrying the first byte after the gap (or the truncated packet).
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
+        /// Why the bytes will not be delivered.
         reason: GapReason,
     },
+    /// The stream of `side` is complete up to its FIN.
     Fin {
+        /// Direction that sent the FIN.
         side: Side,
+        /// Packet carrying the FIN.
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
+    /// A RST was seen; sent at most once per side.
     Rst {
+        /// Direction that sent the RST.
         side: Side,
+        /// Packet carrying the RST.
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
+    /// A protocol violation in this direction (a `tcp_*` name of [`ANOMALIES`]).
     Anomaly {
+        /// Direction the anomaly concerns.
         side: Side,
+        /// The anomaly, with its packet and detail.
         anomaly: Anomaly,
     },
 }
 
+/// Why a [`StreamEvent::Gap`]'s bytes will not be delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GapReason {
     /// A hole never filled (EOF, timeout, eviction, RST).
@@ -247,6 +283,7 @@ pub enum GapReason {
 }
 
 impl GapReason {
+    /// Stable snake_case name, as in the JSON output (`"lost"`, `"snaplen"`, ...).
     pub fn name(&self) -> &'static str {
         match self {
             GapReason::Lost => "lost",
@@ -265,13 +302,16 @@ pub trait FlowHandler {
     /// The handler's own failure (a sink that cannot write): it stops
     /// delivery at once and comes back out of the [`FlowTable`] call.
     type Error;
+    /// Makes the per-connection state when a new flow is created.
     fn open(&mut self, info: &FlowInfo) -> Self::State;
+    /// Handles one event of the flow; returning [`Interest::Ignore`] stops further events except `close`.
     fn event(
         &mut self,
         st: &mut Self::State,
         info: &FlowInfo,
         ev: StreamEvent<'_>,
     ) -> Result<Interest, Self::Error>;
+    /// The flow ends (`reason` says why); last call for this state.
     fn close(
         &mut self,
         st: Self::State,
@@ -291,25 +331,34 @@ pub trait FlowHandler {
     }
 }
 
+/// What a handler wants next from a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interest {
+    /// Keep delivering events.
     Continue,
     /// Stop buffering and delivering anything for this flow (it stays tracked).
     Ignore,
 }
 
+/// Why a flow was closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
+    /// FIN both ways (also when a closed flow later times out, is evicted or input ends).
     Fin,
+    /// A RST was seen (also when such a flow later times out, is evicted or input ends).
     Rst,
+    /// Idle longer than its timeout class allows (packet time).
     Timeout,
+    /// Evicted to make room (`max_flows` or memcap).
     Evicted,
     /// A SYN started a new connection on the same 4-tuple.
     NewConnection,
+    /// Still open at the end of the input.
     EndOfInput,
 }
 
 impl CloseReason {
+    /// Stable snake_case name, as in the JSON output (`"fin"`, `"rst"`, ...).
     pub fn name(&self) -> &'static str {
         match self {
             CloseReason::Fin => "fin",
@@ -322,6 +371,7 @@ impl CloseReason {
     }
 }
 
+/// How conflicting overlapping out-of-order bytes are resolved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OverlapPolicy {
     /// Keep the bytes that arrived first.
@@ -331,6 +381,7 @@ pub enum OverlapPolicy {
     Last,
 }
 
+/// Limits, timeouts and policies of the flow table (docs/limits.md).
 #[derive(Clone, Debug)]
 pub struct TcpConfig {
     /// Out-of-order payload bytes buffered per direction. Default 16 MiB.
@@ -348,6 +399,7 @@ pub struct TcpConfig {
     pub timeout_established_secs: u64,
     /// Linger after FIN both ways or RST. Default 120 s.
     pub timeout_closed_secs: u64,
+    /// Which copy of conflicting overlapping bytes is kept. Default `First`.
     pub overlap: OverlapPolicy,
     /// Delivered bytes kept per direction to check retransmissions. Default 4096.
     pub history_bytes_per_dir: usize,
@@ -373,49 +425,77 @@ impl Default for TcpConfig {
     }
 }
 
+/// Counters of the tcp stage (the `tcp_*` fields of the `stats` record).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TcpStats {
+    /// Flows opened (including replacements after a new SYN).
     pub flows_created: u64,
+    /// Flows closed by an idle timeout.
     pub flows_timed_out: u64,
+    /// Flows evicted to make room (`max_flows` or memcap).
     pub flows_evicted: u64,
     /// Of `flows_evicted`: flows evicted because a new flow would not fit
     /// in the memcap (the rest hit `max_flows`).
     pub flows_evicted_memcap: u64,
     /// Flows closed because a SYN reused their 4-tuple.
     pub flows_replaced: u64,
+    /// Flows whose handler returned [`Interest::Ignore`].
     pub flows_ignored: u64,
+    /// Largest number of live flows at once.
     pub peak_flows: u64,
+    /// TCP segments processed.
     pub segments: u64,
+    /// TCP payload bytes seen in all segments (before reassembly).
     pub payload_bytes: u64,
+    /// Bytes delivered as [`StreamEvent::Data`].
     pub bytes_delivered: u64,
     /// Segments starting below the next expected byte.
     pub retransmissions: u64,
+    /// Retransmitted bytes (below the next expected byte) not delivered again.
     pub retransmitted_bytes: u64,
     /// Retransmitted bytes older than the history ring (could not be compared).
     pub unverified_retransmitted_bytes: u64,
+    /// Retransmissions that differed from the delivered bytes (`tcp_conflicting_retransmission`).
     pub conflicting_retransmissions: u64,
+    /// Segments buffered out of order.
     pub ooo_segments: u64,
+    /// Overlaps of new segments with buffered out-of-order bytes.
     pub overlaps: u64,
+    /// Overlaps with differing bytes (`tcp_conflicting_overlap`).
     pub conflicting_overlaps: u64,
+    /// [`StreamEvent::Gap`]s reported.
     pub gaps: u64,
+    /// Bytes in reported gaps.
     pub gap_bytes: u64,
     /// Gap bytes declared early because a limit was hit.
     pub limit_gap_bytes: u64,
+    /// Times a reassembly limit was hit (`tcp_reassembly_limit`).
     pub limit_hits: u64,
+    /// Bytes that arrived for a range already reported as a gap (`tcp_late_data`).
     pub late_bytes: u64,
+    /// Bytes before a direction's stream start (`tcp_data_before_stream_start`).
     pub bytes_before_start: u64,
+    /// Segments too far beyond the next expected byte (`tcp_out_of_window`).
     pub out_of_window_segments: u64,
+    /// TCP keepalives seen (no bytes injected).
     pub keepalives: u64,
+    /// Zero-window probes seen (no bytes injected).
     pub zero_window_probes: u64,
+    /// SYNs repeated with the same sequence number.
     pub syn_retransmissions: u64,
+    /// SYNs whose new sequence number replaced the ISN before any data (`tcp_syn_seq_changed`).
     pub syn_seq_changes: u64,
+    /// SYNs with another sequence number on a live connection, ignored (`tcp_syn_in_window`).
     pub syn_in_window: u64,
+    /// Payload bytes carried by RST segments (`tcp_rst_with_payload`), not delivered.
     pub rst_payload_bytes: u64,
     /// Gap bytes reported because the peer acknowledged data past a hole.
     pub ack_gap_bytes: u64,
     /// Deliveries made without a history ring (memcap too tight).
     pub history_denied: u64,
+    /// Largest buffer memory (bytes) used at once.
     pub peak_memory: u64,
+    /// Largest out-of-order buffer (bytes, with overhead) of one direction at once.
     pub peak_ooo_per_dir: u64,
     /// Largest flow count since [`FlowTable::take_level`] (not a counter:
     /// a sharded run sums its shards' levels to get the exact peaks).
@@ -541,9 +621,13 @@ impl TcpStats {
 /// single flow table would have reached (`parallel`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Level {
+    /// Largest flow count in the stretch.
     pub peak_flows: u64,
+    /// Flow count at its end.
     pub flows: u64,
+    /// Largest buffer memory (bytes) in the stretch.
     pub peak_memory: u64,
+    /// Buffer memory (bytes) at its end.
     pub memory: u64,
 }
 
@@ -655,6 +739,7 @@ enum SynOutcome {
 }
 
 impl<S> FlowTable<S> {
+    /// An empty table with these limits.
     pub fn new(cfg: TcpConfig) -> Self {
         FlowTable {
             cfg,
@@ -710,14 +795,17 @@ impl<S> FlowTable<S> {
         }
     }
 
+    /// The counters so far.
     pub fn stats(&self) -> &TcpStats {
         &self.stats
     }
 
+    /// Number of live flows (including lingering closed and ignored ones).
     pub fn len(&self) -> usize {
         self.flows.len()
     }
 
+    /// True when no flow is live.
     pub fn is_empty(&self) -> bool {
         self.flows.len() == 0
     }
@@ -727,6 +815,7 @@ impl<S> FlowTable<S> {
         self.mem
     }
 
+    /// Feeds one decoded segment (`packet` 1-based, `ts` its time) to its flow, calling `h` for what it delivers.
     pub fn process<H: FlowHandler<State = S>>(
         &mut self,
         seg: &Segment<'_>,

@@ -4,13 +4,17 @@
 
 use ring::{aead, hkdf, hmac};
 
+/// Hash of a cipher suite's key schedule (HKDF in TLS 1.3, the PRF in TLS 1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hash {
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
 }
 
 impl Hash {
+    /// Digest length in bytes (32 or 48).
     pub fn output_len(self) -> usize {
         match self {
             Hash::Sha256 => 32,
@@ -31,10 +35,14 @@ impl Hash {
     }
 }
 
+/// Record protection algorithm of a cipher suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aead {
+    /// AES-128-GCM.
     Aes128Gcm,
+    /// AES-256-GCM.
     Aes256Gcm,
+    /// ChaCha20-Poly1305.
     Chacha20Poly1305,
 }
 
@@ -46,6 +54,7 @@ impl Aead {
             Aead::Chacha20Poly1305 => &aead::CHACHA20_POLY1305,
         }
     }
+    /// Key length in bytes (16 or 32).
     pub fn key_len(self) -> usize {
         match self {
             Aead::Aes128Gcm => 16,
@@ -69,20 +78,27 @@ impl Aead {
     }
 }
 
+/// Bytes of the authentication tag at the end of every protected record.
 pub const TAG_LEN: usize = 16;
 
 /// A cipher suite this stage can decrypt.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Suite {
+    /// IANA cipher suite id.
     pub id: u16,
+    /// IANA name (`"TLS_AES_128_GCM_SHA256"`).
     pub name: &'static str,
+    /// Its record protection.
     pub aead: Aead,
+    /// Its key schedule hash.
     pub hash: Hash,
+    /// A TLS 1.3 suite (else TLS 1.2).
     pub tls13: bool,
 }
 
 macro_rules! suites {
     ($($id:expr, $name:expr, $aead:ident, $hash:ident, $t13:expr;)*) => {
+        /// Every suite this stage decrypts.
         pub static SUITES: &[Suite] = &[
             $(Suite { id: $id, name: $name, aead: Aead::$aead, hash: Hash::$hash, tls13: $t13 },)*
         ];
@@ -106,6 +122,7 @@ suites! {
     0xccaa, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", Chacha20Poly1305, Sha256, false;
 }
 
+/// The decryptable suite with IANA id `id`; `None` if not decrypted by this stage.
 pub fn suite(id: u16) -> Option<&'static Suite> {
     SUITES.iter().find(|s| s.id == id)
 }

@@ -1,11 +1,17 @@
 //! Handshake messages: reassembly across records, and the fields of
 //! ClientHello, ServerHello and EncryptedExtensions this stage needs.
 
+/// Handshake message type of a ClientHello.
 pub const CLIENT_HELLO: u8 = 1;
+/// Handshake message type of a ServerHello (and HelloRetryRequest).
 pub const SERVER_HELLO: u8 = 2;
+/// Handshake message type of a NewSessionTicket.
 pub const NEW_SESSION_TICKET: u8 = 4;
+/// Handshake message type of EncryptedExtensions (TLS 1.3).
 pub const ENCRYPTED_EXTENSIONS: u8 = 8;
+/// Handshake message type of a Finished.
 pub const FINISHED: u8 = 20;
+/// Handshake message type of a KeyUpdate (TLS 1.3).
 pub const KEY_UPDATE: u8 = 24;
 
 const EXT_SNI: u16 = 0;
@@ -51,36 +57,58 @@ impl<'a> Rd<'a> {
     }
 }
 
+/// The ClientHello fields this stage uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientHello {
+    /// `legacy_version` field (0x0303 for TLS 1.2 and 1.3).
     pub legacy_version: u16,
+    /// The 32-byte client random.
     pub random: [u8; 32],
+    /// Legacy session id (0 to 32 bytes).
     pub session_id: Vec<u8>,
+    /// Offered cipher suite ids, in the client's order.
     pub cipher_suites: Vec<u16>,
+    /// Offered compression methods (TLS 1.3 allows only `[0]`).
     pub compression: Vec<u8>,
+    /// Server name from the SNI extension, if any.
     pub sni: Option<String>,
+    /// ALPN protocols offered, in order (empty without the extension).
     pub alpn: Vec<String>,
+    /// Versions of the `supported_versions` extension (empty without it).
     pub supported_versions: Vec<u16>,
+    /// The client offered 0-RTT early data (`early_data` extension).
     pub early_data: bool,
+    /// The client sent an encrypted ClientHello extension (ECH).
     pub ech: bool,
 }
 
+/// The ServerHello fields this stage uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerHello {
+    /// `legacy_version` field.
     pub legacy_version: u16,
+    /// The 32-byte server random ([`HRR_RANDOM`] for a HelloRetryRequest).
     pub random: [u8; 32],
+    /// Legacy session id echoed to the client.
     pub session_id: Vec<u8>,
+    /// The chosen cipher suite id.
     pub cipher_suite: u16,
+    /// The chosen compression method (0: none).
     pub compression: u8,
     /// From `supported_versions`, else `legacy_version`.
     pub version: u16,
+    /// ALPN protocol chosen (TLS 1.2 ServerHello), if any.
     pub alpn: Option<String>,
+    /// This is a HelloRetryRequest, not a real ServerHello.
     pub hello_retry: bool,
 }
 
+/// The EncryptedExtensions fields this stage uses (TLS 1.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EncryptedExtensions {
+    /// ALPN protocol chosen, if any.
     pub alpn: Option<String>,
+    /// The server accepted 0-RTT early data.
     pub early_data: bool,
 }
 
@@ -122,6 +150,7 @@ fn sni(d: &[u8]) -> Option<String> {
     None
 }
 
+/// Parses a ClientHello body (after the 4-byte handshake header); `None` if malformed.
 pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     let mut r = Rd(body);
     let mut ch = ClientHello {
@@ -155,6 +184,7 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     Some(ch)
 }
 
+/// Parses a ServerHello body (after the 4-byte handshake header); `None` if malformed.
 pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     let mut r = Rd(body);
     let mut sh = ServerHello {
@@ -177,6 +207,7 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     Some(sh)
 }
 
+/// Parses an EncryptedExtensions body; `None` if empty or malformed.
 pub fn parse_encrypted_extensions(body: &[u8]) -> Option<EncryptedExtensions> {
     let mut r = Rd(body);
     let mut ee = EncryptedExtensions::default();
@@ -196,10 +227,13 @@ pub fn parse_encrypted_extensions(body: &[u8]) -> Option<EncryptedExtensions> {
 /// A handshake message as it completes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HsMessage {
+    /// Handshake message type (`CLIENT_HELLO`, ...).
     pub msg_type: u8,
     /// `None` for types this stage skips, and for messages over the limit.
     pub body: Option<Vec<u8>>,
+    /// The body was wanted but longer than the limit given to [`HsReader::feed`].
     pub over_limit: bool,
+    /// Body length the message header declares (bytes).
     pub len: u32,
 }
 
@@ -229,10 +263,12 @@ impl HsReader {
         self.hdr_len > 0
     }
 
+    /// Drops any partial message (after a gap in the stream).
     pub fn reset(&mut self) {
         *self = HsReader::default();
     }
 
+    /// Feeds handshake-record bytes; pushes each message that completes to `out`. Bodies over `limit` bytes are not kept.
     pub fn feed(&mut self, mut data: &[u8], limit: usize, out: &mut Vec<HsMessage>) {
         while !data.is_empty() {
             if self.hdr_len < 4 {

@@ -22,6 +22,7 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// `"keylog"` or `"pcapng_dsb"`, as in the JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             KeySource::KeyLog(_) => "keylog",
@@ -56,15 +57,19 @@ impl Default for KeyLogLimits {
 /// Counters of what the key store read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyLogStats {
+    /// Lines read.
     pub lines: u64,
     /// Secrets stored (a repeated identical line counts once per line).
     pub secrets: u64,
+    /// Comment lines (`#`).
     pub comments: u64,
+    /// Empty lines.
     pub blank: u64,
     /// Lines with a label this reader does not use.
     pub other_labels: u64,
     /// Lines that do not parse (wrong field count, bad hex, wrong lengths).
     pub malformed: u64,
+    /// Lines over `max_line`, skipped.
     pub too_long: u64,
     /// Bytes ignored beyond `max_bytes`.
     pub bytes_over_limit: u64,
@@ -77,9 +82,13 @@ pub struct KeyLogStats {
 pub struct KeyEntry {
     /// TLS 1.2 (and earlier) master secret, 48 bytes.
     pub master: Option<Vec<u8>>,
+    /// TLS 1.3 `CLIENT_HANDSHAKE_TRAFFIC_SECRET`.
     pub client_hs: Option<Vec<u8>>,
+    /// TLS 1.3 `SERVER_HANDSHAKE_TRAFFIC_SECRET`.
     pub server_hs: Option<Vec<u8>>,
+    /// TLS 1.3 `CLIENT_TRAFFIC_SECRET_0`.
     pub client_ap: Option<Vec<u8>>,
+    /// TLS 1.3 `SERVER_TRAFFIC_SECRET_0`.
     pub server_ap: Option<Vec<u8>>,
     /// Source of the first secret stored for this client random.
     pub source: Option<KeySource>,
@@ -125,6 +134,7 @@ pub struct LineBuffer {
 }
 
 impl KeyStore {
+    /// An empty store with these limits.
     pub fn new(limits: KeyLogLimits) -> Self {
         KeyStore {
             limits,
@@ -142,6 +152,7 @@ impl KeyStore {
         self.map.len()
     }
 
+    /// True when no secret is held.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -152,6 +163,7 @@ impl KeyStore {
         self.generation
     }
 
+    /// What the store has read so far.
     pub fn stats(&self) -> &KeyLogStats {
         &self.stats
     }
@@ -350,6 +362,7 @@ pub struct KeyLogFollower {
 }
 
 impl KeyLogFollower {
+    /// A follower of the key log at `path` that has read nothing yet; its secrets are tagged `source`.
     pub fn new(path: &Path, source: KeySource) -> Self {
         KeyLogFollower {
             path: path.to_path_buf(),

@@ -34,6 +34,7 @@ use crypto::{Cipher, Suite};
 use handshake::{HsMessage, HsReader};
 use std::collections::VecDeque;
 
+/// Every anomaly name this module can emit, with its meaning.
 pub const ANOMALIES: &[(&str, &str)] = &[
     ("tls_no_key", "a TLS connection whose client random has no usable key in any key source (key log files, pcapng Decryption Secrets Blocks); the detail names the SNI and the client random to look for; nothing of it was decrypted"),
     ("tls_decrypt_failed", "a TLS record whose authentication tag did not verify (wrong key, or a corrupted record); its plaintext is not output and is reported as a gap"),
@@ -104,15 +105,20 @@ impl Default for TlsLimits {
 pub struct ChunkMeta {
     /// Stream offset of the chunk's first byte.
     pub offset: u64,
+    /// TCP sequence number of the chunk's first byte.
     pub seq: u32,
+    /// Packet (1-based) that carried the chunk.
     pub packet: PacketNo,
+    /// Timestamp of that packet.
     pub ts: Timestamp,
 }
 
+/// Whether a connection's bytes are TLS, as far as the stage can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Not enough bytes seen yet.
     Undecided,
+    /// TLS: feed the connection's bytes through this stage.
     Tls,
     /// Not TLS: read the connection as plaintext; the bytes fed so far are in
     /// [`TlsConn::take_undecided`].
@@ -124,12 +130,15 @@ pub enum Verdict {
 pub enum TlsEvent<'a> {
     /// Decrypted application data of one record.
     Plaintext {
+        /// Direction that sent the record.
         side: Side,
         /// Offset in the decrypted stream of `side`.
         offset: u64,
+        /// The record's application data.
         data: &'a [u8],
         /// First and last packet that carried the record.
         first_packet: PacketNo,
+        /// Last packet that carried the record.
         last_packet: PacketNo,
         /// Timestamp of the last packet of the record.
         ts: Timestamp,
@@ -138,17 +147,25 @@ pub enum TlsEvent<'a> {
     },
     /// Plaintext lost at `offset` of the decrypted stream of `side`.
     Gap {
+        /// Direction whose plaintext was lost.
         side: Side,
+        /// Offset in the decrypted stream of `side` where the loss starts.
         offset: u64,
+        /// Plaintext bytes lost (exact or estimated, see `exact`).
         len: u64,
         /// False when `len` is estimated (records lost in a TCP gap: their
         /// padding and boundaries are unknown).
         exact: bool,
+        /// Packet where the loss was detected.
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
+    /// A protocol violation or a limitation (a `tls_*` name of [`ANOMALIES`]).
     Anomaly {
+        /// Direction it concerns; `None` for the connection as a whole.
         side: Option<Side>,
+        /// The anomaly, with its packet and detail.
         anomaly: Anomaly,
     },
 }
@@ -160,36 +177,49 @@ pub struct TlsInfo {
     pub client: Option<Side>,
     /// Negotiated version (0x0303 TLS 1.2, 0x0304 TLS 1.3).
     pub version: Option<u16>,
+    /// Negotiated cipher suite id (from the ServerHello).
     pub cipher_suite: Option<u16>,
+    /// Server name the client asked for (SNI), if it sent one.
     pub sni: Option<String>,
+    /// ALPN protocols the client offered, in its order.
     pub alpn_offered: Vec<String>,
     /// Negotiated ALPN (ServerHello in TLS 1.2, EncryptedExtensions in 1.3).
     pub alpn: Option<String>,
+    /// The ClientHello's 32-byte random: the key log lookup key.
     pub client_random: Option<[u8; 32]>,
+    /// The ClientHello's legacy session id (empty if none).
     pub session_id: Vec<u8>,
+    /// Versions from the client's `supported_versions` extension (empty if none).
     pub offered_versions: Vec<u16>,
+    /// Cipher suite ids the client offered, in its order.
     pub offered_suites: Vec<u16>,
+    /// The server answered with a HelloRetryRequest.
     pub hello_retry: bool,
+    /// Where the connection's keys came from; `None` while none was found.
     pub key_source: Option<KeySource>,
     /// At least one record decrypted.
     pub decrypted: bool,
 }
 
 impl TlsInfo {
+    /// The negotiated version's name (`"TLS 1.3"`, ...); `None` if not negotiated yet.
     pub fn version_name(&self) -> Option<&'static str> {
         self.version.map(version_name)
     }
+    /// The negotiated cipher suite's IANA name (or its hex id if unknown); `None` if not negotiated yet.
     pub fn cipher_suite_name(&self) -> Option<String> {
         self.cipher_suite.map(|id| match crypto::suite(id) {
             Some(s) => s.name.to_string(),
             None => crypto::unsupported_suite_name(id),
         })
     }
+    /// The client random as 64 lowercase hex digits, as in a key log file.
     pub fn client_random_hex(&self) -> Option<String> {
         self.client_random.map(|r| hex(&r))
     }
 }
 
+/// Name of a TLS protocol version number (`"TLS 1.2"`); `"unknown"` for others.
 pub fn version_name(v: u16) -> &'static str {
     match v {
         0x0300 => "SSL 3.0",
@@ -212,17 +242,25 @@ fn hex(b: &[u8]) -> String {
 /// Counters of one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TlsStats {
+    /// TLS records seen (both directions).
     pub records: u64,
+    /// Records decrypted and authenticated.
     pub decrypted_records: u64,
+    /// Plaintext bytes handed on (application data).
     pub plaintext_bytes: u64,
+    /// Records whose authentication tag did not verify (`tls_decrypt_failed`).
     pub failed_records: u64,
     /// Records not decrypted for want of a key (or of support).
     pub undecrypted_records: u64,
+    /// Ciphertext bytes of the undecrypted records.
     pub undecrypted_bytes: u64,
+    /// 0-RTT early data records (not decrypted).
     pub early_data_records: u64,
+    /// Times record framing was searched for again after a TCP gap.
     pub resyncs: u64,
     /// Records not valid in their direction's state (`tls_unexpected_record`).
     pub unexpected_records: u64,
+    /// Largest ciphertext (bytes) held at once waiting for a key (limit `TlsLimits::max_pending`).
     pub pending_peak: usize,
 }
 
@@ -370,6 +408,7 @@ fn valid_header(h: &[u8; 5]) -> bool {
 }
 
 impl TlsConn {
+    /// A connection in state `Undecided`, with these limits.
     pub fn new(limits: TlsLimits) -> Self {
         TlsConn {
             limits,
@@ -390,14 +429,17 @@ impl TlsConn {
         }
     }
 
+    /// What the bytes seen so far are.
     pub fn verdict(&self) -> Verdict {
         self.verdict
     }
 
+    /// What is known of the connection's TLS so far.
     pub fn info(&self) -> &TlsInfo {
         &self.info
     }
 
+    /// The connection's counters so far.
     pub fn stats(&self) -> &TlsStats {
         &self.stats
     }

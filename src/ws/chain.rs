@@ -82,6 +82,7 @@ pub struct MidstreamStart {
     pub masked: bool,
     /// RSV1 seen: the connection uses permessage-deflate.
     pub deflate: bool,
+    /// The chain test's evidence from `offset`.
     pub verdict: ChainVerdict,
 }
 

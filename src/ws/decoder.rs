@@ -58,32 +58,47 @@ pub struct FrameConfig {
 pub enum FrameEvent<'a> {
     /// A frame header was read; `offset` is the stream offset of its first byte.
     Header {
+        /// The header as parsed.
         hdr: FrameHeader,
+        /// Stream offset of the header's first byte.
         offset: u64,
+        /// Packet carrying the header's first byte.
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
     /// Payload bytes as on the wire (still masked); `payload_offset` is the
     /// position of `data[0]` within this frame's payload (the mask phase).
     Payload {
+        /// The payload bytes, still masked.
         data: &'a [u8],
+        /// Position of `data[0]` within the frame's payload.
         payload_offset: u64,
+        /// The frame's masking key; `None` when unmasked.
         mask: Option<[u8; 4]>,
+        /// Packet that carried these bytes.
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
     /// `len` bytes of the current frame's payload were lost; the decoder is
     /// still in sync.
     Gap {
+        /// Payload bytes lost.
         len: u64,
+        /// Packet carrying the first byte after the loss.
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
     /// The current frame is complete (zero-length frames: `Header` then `End`).
     End {
+        /// Packet carrying the frame's last byte (or its header, for an empty frame).
         packet: PacketNo,
+        /// Timestamp of that packet.
         ts: Timestamp,
     },
+    /// A protocol violation (a `ws_*` name of this module's `ANOMALIES`).
     Anomaly(Anomaly),
 }
 
@@ -128,6 +143,7 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// A decoder at a frame boundary at stream offset 0, stopping at a loss unless [`FrameDecoder::resyncing`] is set.
     pub fn new(cfg: FrameConfig) -> Self {
         FrameDecoder {
             cfg,
@@ -159,6 +175,7 @@ impl FrameDecoder {
         self.frames
     }
 
+    /// Decoding of this direction has stopped for good (`ws_desync`).
     pub fn is_desynced(&self) -> bool {
         matches!(self.state, State::Desynced)
     }

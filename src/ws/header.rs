@@ -2,11 +2,17 @@
 
 /// Frame opcodes.
 pub mod opcode {
+    /// Continues a fragmented message.
     pub const CONTINUATION: u8 = 0;
+    /// First frame of a text (UTF-8) message.
     pub const TEXT: u8 = 1;
+    /// First frame of a binary message.
     pub const BINARY: u8 = 2;
+    /// Connection close (control).
     pub const CLOSE: u8 = 8;
+    /// Ping (control).
     pub const PING: u8 = 9;
+    /// Pong (control).
     pub const PONG: u8 = 10;
 
     const NAMES: [&str; 16] = [
@@ -53,10 +59,13 @@ pub const MAX_HEADER_LEN: usize = 14;
 /// One decoded frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// FIN bit: the last frame of its message.
     pub fin: bool,
     /// RSV1..RSV3 as three bits: RSV1 = 0b100, RSV2 = 0b010, RSV3 = 0b001.
     pub rsv: u8,
+    /// Opcode (see [`opcode`]), 4 bits.
     pub opcode: u8,
+    /// Masking key, present when the mask bit is set.
     pub mask: Option<[u8; 4]>,
     /// Declared payload length (as on the wire, even with the top bit set).
     pub len: u64,
@@ -71,6 +80,7 @@ pub struct FrameHeader {
 /// Result of [`parse_header`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderParse {
+    /// The whole header was in `buf`.
     Complete(FrameHeader),
     /// `buf` holds only a prefix of a header.
     NeedMore,
