@@ -15,31 +15,9 @@ pub mod opcode {
     /// Pong (control).
     pub const PONG: u8 = 10;
 
-    const NAMES: [&str; 16] = [
-        "continuation",
-        "text",
-        "binary",
-        "reserved-3",
-        "reserved-4",
-        "reserved-5",
-        "reserved-6",
-        "reserved-7",
-        "close",
-        "ping",
-        "pong",
-        "reserved-11",
-        "reserved-12",
-        "reserved-13",
-        "reserved-14",
-        "reserved-15",
-    ];
-
     /// Stable lower-case name of an opcode; only the low 4 bits count.
     pub fn name(op: u8) -> &'static str {
-        NAMES
-            .get(usize::from(op & 0x0f))
-            .copied()
-            .unwrap_or("reserved")
+        crate::types::Opcode::new(op).name()
     }
 
     /// Close, ping, pong and the reserved control opcodes 11-15.
