@@ -31,7 +31,7 @@ use crate::http::HttpLimits;
 use crate::message::MessageConfig;
 use crate::session::{AnomalyRecord, Conn, SessionStage, StageConfig, StatsRecord};
 use crate::sink::Sink;
-use crate::tcp::{FlowTable, TcpConfig};
+use crate::tcp::{FlowTable, TableObserver, TcpConfig};
 use crate::types::{PacketNo, Timestamp};
 use std::io;
 
@@ -214,20 +214,14 @@ impl<S: Sink> Analyzer<S> {
         self.flows.advance_clock(ts, &mut self.stage)
     }
 
-    /// Records flow-table levels for a sharded run's exact peaks (see
-    /// [`FlowTable::take_level`]).
-    pub fn trace_levels(&mut self) {
-        self.flows.trace_levels();
+    /// Installs `o` to watch the flow table (see [`TableObserver`]).
+    pub fn observe_flows(&mut self, o: Box<dyn TableObserver>) {
+        self.flows.observe(o);
     }
 
-    /// The flow table's level since the last call ([`FlowTable::take_level`]).
-    pub fn take_level(&mut self) -> crate::tcp::Level {
-        self.flows.take_level()
-    }
-
-    /// The levels after flows closed in order ([`FlowTable::take_close_levels`]).
-    pub fn take_close_levels(&mut self, into: &mut Vec<(u8, PacketNo, crate::tcp::Level)>) {
-        self.flows.take_close_levels(into);
+    /// The flow table's size now: flows, and buffer memory in bytes.
+    pub fn flow_table_size(&self) -> (u64, u64) {
+        (self.flows.len() as u64, self.flows.memory_used() as u64)
     }
 
     /// Sessions found so far (for progress reports).

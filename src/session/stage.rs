@@ -381,10 +381,6 @@ impl<S: Sink> FlowHandler for SessionStage<S> {
         }
     }
 
-    fn closing_in_order(&mut self, _info: &FlowInfo, list: u8, order: u64) {
-        self.sink.order_hint(list, order);
-    }
-
     fn close(&mut self, st: Conn, info: &FlowInfo, reason: CloseReason) -> io::Result<()> {
         // (A session ended at its close is Conn::Ignored by now.)
         match st {

@@ -170,11 +170,6 @@ pub trait Sink {
     fn wants_payloads(&self) -> bool {
         true
     }
-    /// The records that follow (until the next hint or packet) close a flow
-    /// the flow table closes on its own schedule (timeout, end of input), in
-    /// (`list`, `order`) order (see `tcp::FlowHandler::closing_in_order`).
-    /// Only the sharded writer of `parallel` needs it, to merge shards.
-    fn order_hint(&mut self, _list: u8, _order: u64) {}
 }
 
 /// Sends every record to each of several sinks, in order.
@@ -249,11 +244,6 @@ impl Sink for Tee {
     fn wants_payloads(&self) -> bool {
         self.sinks.iter().any(|s| s.wants_payloads())
     }
-    fn order_hint(&mut self, list: u8, order: u64) {
-        for s in self.sinks.iter_mut() {
-            s.order_hint(list, order);
-        }
-    }
 }
 
 /// Forwards to a borrowed sink (so a caller can keep ownership).
@@ -302,9 +292,6 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     }
     fn wants_payloads(&self) -> bool {
         (**self).wants_payloads()
-    }
-    fn order_hint(&mut self, list: u8, order: u64) {
-        (**self).order_hint(list, order)
     }
 }
 

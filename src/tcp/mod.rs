@@ -318,17 +318,32 @@ pub trait FlowHandler {
         info: &FlowInfo,
         reason: CloseReason,
     ) -> Result<(), Self::Error>;
-    /// The table is about to close a flow on its own schedule, in the order
-    /// (`list`, `order`): timeouts go list by list (timeout class 0..=2), each
-    /// in order of the packet that last touched the flow (`order`); end of
-    /// input is list 3, in order of first packet. Sharded runs (`parallel`)
-    /// merge their shards' output on that key.
-    fn closing_in_order(&mut self, _info: &FlowInfo, _list: u8, _order: PacketNo) {}
     /// Heap bytes a new flow's state takes beyond its inline size (boxed
     /// parsers), charged to the memcap with the flow itself.
     fn state_heap(&self) -> usize {
         0
     }
+}
+
+/// Watches a [`FlowTable`] as it runs: how large it grows, and the flows it
+/// closes on its own schedule. For a caller that must rebuild the table's
+/// timeline elsewhere (a sharded run merges its shards' output and peaks in
+/// single-threaded order); the table calls nothing when none is installed
+/// ([`FlowTable::observe`]).
+pub trait TableObserver {
+    /// Buffer memory rose to `bytes`.
+    fn memory_rose(&mut self, bytes: u64);
+    /// A flow was created; the table now holds `flows`.
+    fn flows_rose(&mut self, flows: u64);
+    /// The table is about to close a flow on its own schedule, in the order
+    /// (`list`, `order`): timeouts go list by list (timeout class 0..=2),
+    /// each in order of the packet that last touched the flow (`order`); end
+    /// of input is list 3, in order of first packet. What the handler emits
+    /// until [`TableObserver::closed`] belongs to that close.
+    fn closing(&mut self, list: u8, order: PacketNo);
+    /// The flow announced by [`TableObserver::closing`] is closed; the table
+    /// now holds `flows` flows and `memory` bytes.
+    fn closed(&mut self, flows: u64, memory: u64);
 }
 
 /// What a handler wants next from a flow.
@@ -497,13 +512,6 @@ pub struct TcpStats {
     pub peak_memory: u64,
     /// Largest out-of-order buffer (bytes, with overhead) of one direction at once.
     pub peak_ooo_per_dir: u64,
-    /// Largest flow count since [`FlowTable::take_level`] (not a counter:
-    /// a sharded run sums its shards' levels to get the exact peaks).
-    #[serde(skip)]
-    pub window_peak_flows: u64,
-    /// Largest buffer memory since [`FlowTable::take_level`].
-    #[serde(skip)]
-    pub window_peak_memory: u64,
 }
 
 impl TcpStats {
@@ -564,14 +572,10 @@ impl TcpStats {
                 m.1 + v
             };
         }
-        *self = TcpStats::from_fields(&merged, self.window_peak_flows, self.window_peak_memory);
+        *self = TcpStats::from_fields(&merged);
     }
 
-    fn from_fields(
-        f: &[(&'static str, u64); 34],
-        window_peak_flows: u64,
-        window_peak_memory: u64,
-    ) -> Self {
+    fn from_fields(f: &[(&'static str, u64); 34]) -> Self {
         let [(_, flows_created), (_, flows_timed_out), (_, flows_evicted), (_, flows_evicted_memcap), (_, flows_replaced), (_, flows_ignored), (_, peak_flows), (_, segments), (_, payload_bytes), (_, bytes_delivered), (_, retransmissions), (_, retransmitted_bytes), (_, unverified_retransmitted_bytes), (_, conflicting_retransmissions), (_, ooo_segments), (_, overlaps), (_, conflicting_overlaps), (_, gaps), (_, gap_bytes), (_, limit_gap_bytes), (_, limit_hits), (_, late_bytes), (_, bytes_before_start), (_, out_of_window_segments), (_, keepalives), (_, zero_window_probes), (_, syn_retransmissions), (_, syn_seq_changes), (_, syn_in_window), (_, rst_payload_bytes), (_, ack_gap_bytes), (_, history_denied), (_, peak_memory), (_, peak_ooo_per_dir)] =
             *f;
         TcpStats {
@@ -609,36 +613,6 @@ impl TcpStats {
             history_denied,
             peak_memory,
             peak_ooo_per_dir,
-            window_peak_flows,
-            window_peak_memory,
-        }
-    }
-}
-
-/// The flow count and buffer memory over a stretch of processing: the
-/// largest values reached in it and the values at its end. A sharded run
-/// adds its shards' levels in single-threaded order to get the peaks the
-/// single flow table would have reached (`parallel`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Level {
-    /// Largest flow count in the stretch.
-    pub peak_flows: u64,
-    /// Flow count at its end.
-    pub flows: u64,
-    /// Largest buffer memory (bytes) in the stretch.
-    pub peak_memory: u64,
-    /// Buffer memory (bytes) at its end.
-    pub memory: u64,
-}
-
-impl Level {
-    /// A stretch that changed nothing from `self`'s end.
-    pub fn flat(&self) -> Level {
-        Level {
-            peak_flows: self.flows,
-            flows: self.flows,
-            peak_memory: self.memory,
-            memory: self.memory,
         }
     }
 }
@@ -723,12 +697,7 @@ pub struct FlowTable<S> {
     next_id: u64,
     clock: Option<Timestamp>,
     next_check_secs: i64,
-    /// When traced (sharded runs): the level after each flow closed in
-    /// order (timeouts, end of input), with its `(list, order)` hint. The
-    /// single table interleaves these closes across shards, and a close can
-    /// briefly raise memory (flushing into a new history ring), so each is
-    /// its own step.
-    close_levels: Option<Vec<(u8, PacketNo, Level)>>,
+    observer: Option<Box<dyn TableObserver>>,
 }
 
 enum SynOutcome {
@@ -753,45 +722,25 @@ impl<S> FlowTable<S> {
             next_id: 1,
             clock: None,
             next_check_secs: i64::MIN,
-            close_levels: None,
+            observer: None,
         }
     }
 
-    /// Records the level after every flow closed in order, for
-    /// [`FlowTable::take_close_levels`].
-    pub fn trace_levels(&mut self) {
-        self.close_levels.get_or_insert_with(Vec::new);
+    /// Installs `o` to watch the table from now on (see [`TableObserver`]).
+    pub fn observe(&mut self, o: Box<dyn TableObserver>) {
+        self.observer = Some(o);
     }
 
-    /// The level since the last call (or the last traced close), starting
-    /// the next stretch at the current values.
-    pub fn take_level(&mut self) -> Level {
-        let flows = self.flows.len() as u64;
-        let memory = self.mem as u64;
-        let l = Level {
-            peak_flows: self.stats.window_peak_flows.max(flows),
-            flows,
-            peak_memory: self.stats.window_peak_memory.max(memory),
-            memory,
-        };
-        self.stats.window_peak_flows = flows;
-        self.stats.window_peak_memory = memory;
-        l
-    }
-
-    /// Moves the traced closes' levels into `into`.
-    pub fn take_close_levels(&mut self, into: &mut Vec<(u8, PacketNo, Level)>) {
-        if let Some(v) = self.close_levels.as_mut() {
-            into.append(v);
+    fn closing(&mut self, list: u8, order: PacketNo) {
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.closing(list, order);
         }
     }
 
-    fn close_step(&mut self, list: u8, order: PacketNo) {
-        if self.close_levels.is_some() {
-            let l = self.take_level();
-            if let Some(v) = self.close_levels.as_mut() {
-                v.push((list, order, l));
-            }
+    fn closed(&mut self) {
+        let (flows, memory) = (self.flows.len() as u64, self.mem as u64);
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.closed(flows, memory);
         }
     }
 
@@ -854,9 +803,9 @@ impl<S> FlowTable<S> {
                 continue;
             };
             let order = f.info.first_packet;
-            h.closing_in_order(&f.info, slab::CLASSES as u8, order);
+            self.closing(slab::CLASSES as u8, order);
             self.close_flow(idx, CloseReason::EndOfInput, h)?;
-            self.close_step(slab::CLASSES as u8, order);
+            self.closed();
         }
         Ok(())
     }
@@ -902,10 +851,10 @@ impl<S> FlowTable<S> {
                     break;
                 }
                 let order = f.last_packet;
-                h.closing_in_order(&f.info, class as u8, order);
+                self.closing(class as u8, order);
                 self.stats.flows_timed_out += 1;
                 self.close_flow(idx, CloseReason::Timeout, h)?;
-                self.close_step(class as u8, order);
+                self.closed();
             }
         }
         Ok(())
@@ -961,6 +910,7 @@ impl<S> FlowTable<S> {
             cfg: &self.cfg,
             stats: &mut self.stats,
             mem: &mut self.mem,
+            observer: self.observer.as_deref_mut(),
         }
         .charge(cost);
         let syn_ack = seg.flags & flags::SYN != 0 && seg.flags & flags::ACK != 0;
@@ -993,7 +943,9 @@ impl<S> FlowTable<S> {
         let idx = self.flows.insert(flow, CLASS_NEW);
         self.map.insert(key, idx);
         self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len() as u64);
-        self.stats.window_peak_flows = self.stats.window_peak_flows.max(self.flows.len() as u64);
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.flows_rose(self.flows.len() as u64);
+        }
         Ok(idx)
     }
 
@@ -1018,6 +970,7 @@ impl<S> FlowTable<S> {
             cfg: &self.cfg,
             stats: &mut self.stats,
             mem: &mut self.mem,
+            observer: self.observer.as_deref_mut(),
         };
         let Flow {
             info,
@@ -1148,6 +1101,7 @@ impl<S> FlowTable<S> {
             cfg: &self.cfg,
             stats: &mut self.stats,
             mem: &mut self.mem,
+            observer: self.observer.as_deref_mut(),
         };
         let ts = self.clock.unwrap_or_default();
         let Flow {

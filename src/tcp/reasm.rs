@@ -33,6 +33,7 @@ pub(super) struct Ctx<'a> {
     pub cfg: &'a TcpConfig,
     pub stats: &'a mut TcpStats,
     pub mem: &'a mut usize,
+    pub observer: Option<&'a mut (dyn super::TableObserver + 'static)>,
 }
 
 impl Ctx<'_> {
@@ -40,7 +41,9 @@ impl Ctx<'_> {
         *self.mem = self.mem.saturating_add(n);
         let m = *self.mem as u64;
         self.stats.peak_memory = self.stats.peak_memory.max(m);
-        self.stats.window_peak_memory = self.stats.window_peak_memory.max(m);
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.memory_rose(m);
+        }
     }
     fn uncharge(&mut self, n: usize) {
         *self.mem = self.mem.saturating_sub(n);

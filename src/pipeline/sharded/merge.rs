@@ -2,7 +2,7 @@
 //! order, epoch by epoch, and the whole flow table's peaks.
 
 use super::outbox::{Chunks, Key, Part};
-use crate::tcp::Level;
+use super::timeline::Level;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};

@@ -39,7 +39,7 @@
 //! `tcp_peak_flows` and `tcp_peak_memory` are the largest flow count and
 //! buffer memory of the whole flow table over time: the sum of the shards'
 //! at some instant, not the largest of any shard. Each worker logs its flow
-//! table's [`Level`] (largest and final values) for each step that changed
+//! table's level (largest and final values, `timeline::Level`) for each step that changed
 //! it, keyed like its records: one step per flow closed in order (timeouts,
 //! end of input; the single table interleaves these across shards, and a
 //! close can briefly raise memory), one for the rest of each phase. The
@@ -80,21 +80,24 @@
 
 mod merge;
 mod outbox;
+mod timeline;
 
 use super::{Analyzer, Config, Progress, RunStats, PROGRESS_PACKETS};
 use crate::capture::CaptureError;
 use crate::decode::Segment;
 use crate::session::{StatsRecord, Tally};
 use crate::sink::{JsonSink, Sink, TranscriptSink};
-use crate::tcp::Level;
 use crate::types::{PacketNo, Timestamp};
 use merge::{merge, Peaks};
 use outbox::{Chunks, Key, Outbox, Part, ShardSink};
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use timeline::{Level, Timeline, Watermarks};
 
 /// Most packets in one epoch.
 pub const EPOCH_PACKETS: usize = 1024;
@@ -370,8 +373,12 @@ impl Job<'_> {
         };
         let mut front = Analyzer::new(front_cfg, ShardSink::new(&format, &front_box));
         let mut back = Analyzer::new(back_cfg, ShardSink::new(&format, &outbox));
-        back.trace_levels();
         let mut log = LevelLog::default();
+        let key = back.sink_mut().key.clone();
+        back.observe_flows(Box::new(Timeline {
+            key,
+            marks: log.marks.clone(),
+        }));
         let mut clock = Clock {
             now: None,
             next_check_secs: i64::MIN,
@@ -490,7 +497,8 @@ impl Job<'_> {
 struct LevelLog {
     /// The level at the end of the last step.
     last: Level,
-    closes: Vec<(u8, PacketNo, Level)>,
+    /// Filled by the table's [`Timeline`].
+    marks: Rc<RefCell<Watermarks>>,
     steps: Vec<(Key, Level)>,
 }
 
@@ -499,12 +507,13 @@ impl LevelLog {
     /// order, under the key its records got, then one for the rest, after
     /// them, when it changed anything.
     fn step(&mut self, an: &mut Analyzer<ShardSink>, packet: u64, phase: u8) {
-        an.take_close_levels(&mut self.closes);
-        for (list, order, l) in self.closes.drain(..) {
+        let mut marks = self.marks.borrow_mut();
+        for (list, order, l) in marks.closes.drain(..) {
             self.steps.push(((packet, phase, list, order, 0), l));
             self.last = l;
         }
-        let l = an.take_level();
+        let (flows, memory) = an.flow_table_size();
+        let l = marks.take(flows, memory);
         if l != self.last.flat() {
             self.steps
                 .push(((packet, phase, u8::MAX, u64::MAX, u32::MAX), l));

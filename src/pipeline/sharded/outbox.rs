@@ -2,9 +2,9 @@
 //! writers into memory, each tagged with its ordering key, and sent to the
 //! merger in bounded parts.
 
+use super::timeline::{KeyCell, Level};
 use crate::session::{AnomalyRecord, CaptureRecord, GapRecord, SessionEndRecord, StatsRecord};
 use crate::sink::{MessageView, SessionView, Sink};
-use crate::tcp::Level;
 use crate::types::Dir;
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -112,11 +112,14 @@ impl Write for ChunkWriter {
     }
 }
 
-/// Renders records with the real writer and tags each with its key.
+/// Renders records with the real writer and tags each with its key: a
+/// wrapper around the sink, so that no stage knows the merge's ordering.
 pub(super) struct ShardSink {
     pub(super) inner: Box<dyn Sink>,
     pub(super) out: Rc<RefCell<Outbox>>,
-    pub(super) key: Key,
+    /// Shared with the flow table's [`Timeline`](super::timeline::Timeline),
+    /// which sets the close part of it.
+    pub(super) key: KeyCell,
 }
 
 impl ShardSink {
@@ -124,13 +127,13 @@ impl ShardSink {
         ShardSink {
             inner: format.sink(ChunkWriter(out.clone()), false),
             out: out.clone(),
-            key: (0, 0, 0, 0, 0),
+            key: KeyCell::default(),
         }
     }
 
     /// Records from here on come from `packet`, in `phase`.
     pub(super) fn at(&mut self, packet: u64, phase: u8) {
-        self.key = (packet, phase, 0, 0, 0);
+        self.key.set((packet, phase, 0, 0, 0));
     }
 
     /// Closes the record just rendered (if it wrote anything), and sends a
@@ -139,8 +142,9 @@ impl ShardSink {
         let mut out = self.out.borrow_mut();
         let len = out.chunks.data.len();
         if out.chunks.index.last().map_or(0, |l| l.1) < len {
-            out.chunks.index.push((self.key, len));
-            self.key.4 += 1;
+            let key = self.key.get();
+            out.chunks.index.push((key, len));
+            self.key.set((key.0, key.1, key.2, key.3, key.4 + 1));
         }
         if len >= out.part_bytes && !out.send(false, &mut Vec::new(), 0) {
             r?;
@@ -200,10 +204,5 @@ impl Sink for ShardSink {
     }
     fn wants_payloads(&self) -> bool {
         self.inner.wants_payloads()
-    }
-    fn order_hint(&mut self, list: u8, order: u64) {
-        self.key.2 = list;
-        self.key.3 = order;
-        self.key.4 = 0;
     }
 }
